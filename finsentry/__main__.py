@@ -1,0 +1,3 @@
+from finsentry.cli import app
+
+app(prog_name="finsentry")

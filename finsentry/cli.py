@@ -1,0 +1,218 @@
+"""The `finsentry` command: one entry point for the worker, the tools and the local stack."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from finsentry import logs
+from finsentry.settings import get_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+app = typer.Typer(help="finsentry: real-time monitor of financial news and comments.", no_args_is_help=True)
+console = Console(stderr=True)
+
+TextCol = Annotated[str, typer.Option(help="Column (or JSON key) with the text")]
+TopicCol = Annotated[str | None, typer.Option(help="Column with the topic label")]
+SentimentCol = Annotated[str | None, typer.Option(help="Column with the sentiment label")]
+SentimentMap = Annotated[
+    str | None, typer.Option(help="Raw sentiment value to label, e.g. 0=negative,1=positive,2=neutral")
+]
+TopicMap = Annotated[str | None, typer.Option(help="Raw topic value to name: 0=Analyst Update,... or a TSV file")]
+
+
+@app.callback()
+def main(
+    config: Annotated[Path | None, typer.Option(help="YAML settings file (FINSENTRY_CONFIG)")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING")] = None,
+    log_json: Annotated[bool, typer.Option(help="Log JSON lines")] = False,
+) -> None:
+    if config is not None:
+        os.environ["FINSENTRY_CONFIG"] = str(config)
+    settings = get_settings()
+    logs.configure(log_level or settings.log_level, log_json or settings.log_json)
+
+
+@app.command()
+def worker(
+    model: Annotated[Path | None, typer.Option(help="Model bundle folder (FINSENTRY_MODEL_DIR)")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto, onnx-int8, onnx-fp32 or torch")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
+) -> None:
+    """Run the stream worker: news.raw + comments.raw -> events.scored / events.dlq."""
+    from streams.app import run_worker
+
+    overrides = {k: v for k, v in {"model_dir": model, "backend": backend, "device": device}.items() if v}
+    run_worker(get_settings().model_copy(update=overrides))
+
+
+@app.command()
+def produce(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL or CSV file")],
+    topic: Annotated[str, typer.Option(help="Kafka topic")] = "news.raw",
+    kind: Annotated[str | None, typer.Option(help="news or comment; taken from the topic when unset")] = None,
+    text_col: TextCol = "text",
+    id_col: Annotated[str | None, typer.Option(help="Column with the event id (derived when absent)")] = "id",
+    source_col: Annotated[str | None, typer.Option(help="Column with the source")] = "source",
+    time_col: Annotated[str | None, typer.Option(help="Column with the publication time")] = "published_at",
+    url_col: Annotated[str | None, typer.Option(help="Column with the URL")] = "url",
+    lang_col: Annotated[str | None, typer.Option(help="Column with the language")] = "lang",
+    rate: Annotated[float | None, typer.Option(help="Messages per second (default: as fast as possible)")] = None,
+    limit: Annotated[int | None, typer.Option(help="Send at most this many rows")] = None,
+) -> None:
+    """Send a file's rows to Kafka, checking each against the topic's contract first."""
+    from finsentry.produce import ColumnMap, produce as run_produce
+
+    settings = get_settings()
+    kind = kind or ("comment" if "comment" in topic else "news")
+    columns = ColumnMap(text_col, id_col, source_col, time_col, url_col, lang_col)
+    summary = run_produce(file, topic, kind, settings.kafka_bootstrap, columns, rate=rate, limit=limit)
+    table = Table(title=f"produced {file.name} → {topic} in {summary.seconds:.1f}s")
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    table.add_column("example")
+    table.add_row("sent", str(summary.sent), "")
+    for code, count in summary.rejected.most_common():
+        table.add_row(f"rejected: {code}", str(count), summary.examples[code])
+    if summary.failed_delivery:
+        table.add_row("delivery failed", str(summary.failed_delivery), "broker did not acknowledge")
+    console.print(table)
+    if summary.failed_delivery:
+        raise typer.Exit(1)
+
+
+def _load_sets(
+    data: list[str], text_col: str, topic_col: str | None, sentiment_col: str | None,
+    topic_map: str | None, sentiment_map: str | None,
+) -> list:
+    """Reads every --data file; a `topic:` or `sentiment:` prefix limits a file to that head's labels,
+    for files whose label column has the same name (the Twitter topic and sentiment sets)."""
+    from training.data import load_examples, parse_label_map
+
+    topics, sentiments = parse_label_map(topic_map), parse_label_map(sentiment_map)
+    examples = []
+    for spec in data:
+        head, sep, name = spec.partition(":")
+        if not sep or head not in ("topic", "sentiment"):
+            head, name = "", spec
+        examples += load_examples(
+            Path(name), text_col,
+            topic_col if head in ("", "topic") else None,
+            sentiment_col if head in ("", "sentiment") else None,
+            topics, sentiments,
+        )
+    return examples
+
+
+DataFiles = Annotated[
+    list[str], typer.Option(help="Labelled file (CSV, JSONL, JSON); repeat for more. Prefix topic: or"
+                            " sentiment: to take only that head's labels from it")
+]
+
+
+@app.command()
+def train(
+    data: DataFiles,
+    out: Annotated[Path, typer.Option(help="Bundle folder to write")],
+    text_col: TextCol = "text",
+    topic_col: TopicCol = None,
+    sentiment_col: SentimentCol = None,
+    topic_map: TopicMap = None,
+    sentiment_map: SentimentMap = None,
+    valid: Annotated[list[str] | None, typer.Option(help="Validation file(s), same prefixes; else 80/10/10")] = None,
+    base_model: Annotated[str | None, typer.Option(help="Local Hugging Face encoder folder")] = None,
+    epochs: int = 5,
+    batch_size: int = 32,
+    grad_accum: int = 1,
+    lr: float = 8e-5,
+    max_length: int = 64,
+    patience: int = 2,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimiser steps")] = None,
+    bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: if fast)")] = None,
+    extend_vocab: Annotated[bool, typer.Option(help="Add the corpus's unknown characters to the vocabulary")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
+) -> None:
+    """Fine-tune the topic + sentiment model and write a bundle (weights, ONNX, int8, metrics)."""
+    from training.base import resolve_base_model
+    from training.data import deduplicate, split
+    from training.train import TrainConfig, train as run_train
+
+    examples, conflicts = deduplicate(_load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map))
+    if valid:
+        valid_set = _load_sets(valid, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
+        train_set, test_set = examples, []
+    else:
+        train_set, valid_set, test_set = split(examples)
+    console.print(
+        f"rows: train {len(train_set)}, valid {len(valid_set)}, test {len(test_set)}"
+        f" ({conflicts} texts with conflicting labels dropped their conflicting label)"
+    )
+    config = TrainConfig(
+        base_model=resolve_base_model(base_model), out=out, epochs=epochs, batch_size=batch_size,
+        grad_accum=grad_accum, lr=lr, max_length=max_length, patience=patience, max_steps=max_steps,
+        bf16=bf16, extend_vocab=extend_vocab, progress=not as_json,
+    )
+    result = run_train(train_set, valid_set, test_set, config)
+    if as_json:
+        print(json.dumps(result.metrics, indent=2))
+        return
+    _print_reports(result.metrics["valid"], "validation")
+    console.print(
+        f"bundle {result.bundle.version} → {out} (serving {result.bundle.served});"
+        f" {result.seconds / 60:.1f} min, peak RSS {result.peak_rss_mib:.0f} MiB"
+    )
+
+
+def _print_reports(reports: dict, title: str) -> None:
+    for head in ("topic", "sentiment"):
+        report = reports.get(head)
+        if not report:
+            continue
+        table = Table(title=f"{head} ({title}): accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
+        for column in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for label, row in report["per_class"].items():
+            table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+                          str(row["support"]))
+        console.print(table)
+        labels = report["labels"]
+        if len(labels) <= 6:
+            matrix = Table(title=f"{head} confusion (rows: true, columns: predicted)")
+            matrix.add_column("")
+            for label in labels:
+                matrix.add_column(label[:10], justify="right")
+            for label, row in zip(labels, report["confusion_matrix"], strict=True):
+                matrix.add_row(label, *map(str, row))
+            console.print(matrix)
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[Path, typer.Option(help="Bundle folder")],
+    data: DataFiles,
+    text_col: TextCol = "text",
+    topic_col: TopicCol = None,
+    sentiment_col: SentimentCol = None,
+    topic_map: TopicMap = None,
+    sentiment_map: SentimentMap = None,
+    backend: Annotated[str, typer.Option(help="auto, onnx-int8, onnx-fp32 or torch")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
+) -> None:
+    """Score a labelled file with a bundle's served model: report and confusion matrix per head."""
+    from training.evaluate import evaluate_bundle
+
+    examples = _load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
+    reports = evaluate_bundle(model, examples, backend=backend, progress=not as_json)
+    if as_json:
+        print(json.dumps(reports, indent=2, ensure_ascii=False))
+        return
+    _print_reports(reports, ", ".join(Path(p).name for p in data))
+    if "unk_rate" in reports:
+        console.print(f"[UNK] rate: {reports['unk_rate']:.3f}")

@@ -1,0 +1,38 @@
+"""Creating the topics finsentry uses, with the partition count from settings."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(bootstrap: str, topics: list[str], partitions: int, timeout: float = 60.0) -> None:
+    """Creates the missing topics; waits for the broker to accept clients first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="finsentry-admin")
+            break
+        except KafkaTimeoutError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them between our list and create: the goal is reached
+            log.info("topics created", extra={"topics": ",".join(t.name for t in missing), "partitions": partitions})
+    except KafkaError as exc:
+        raise RuntimeError(f"could not create topics on {bootstrap}: {exc}") from exc
+    finally:
+        admin.close()

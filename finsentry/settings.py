@@ -1,0 +1,98 @@
+"""The one typed settings object: `FINSENTRY_*` environment variables over an optional YAML file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".cache" / "finsentry"
+
+
+class YamlSource(PydanticBaseSettingsSource):
+    """Reads the file named by FINSENTRY_CONFIG (lowest priority after defaults)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.data: dict[str, Any] = {}
+        if path is not None:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: settings file must hold a mapping, got {type(loaded).__name__}")
+            self.data = loaded
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FINSENTRY_", extra="ignore")
+
+    config: Path | None = Field(None, description="Optional YAML file with any of these settings")
+    home: Path = Field(DEFAULT_HOME, description="Where jars, service data and models live")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_news: str = "news.raw"
+    topic_comments: str = "comments.raw"
+    topic_scored: str = "events.scored"
+    topic_dlq: str = "events.dlq"
+    topic_partitions: int = Field(4, ge=1)
+    consumer_group: str = "finsentry-worker"
+    broker_session_timeout_s: float = Field(10.0, gt=0)
+
+    # Redis and SQL
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = ""
+
+    # Stream processing
+    max_batch: int = Field(64, ge=1, le=4096)
+    max_wait_ms: int = Field(50, ge=1)
+    max_message_bytes: int = Field(64 * 1024, ge=1024)
+    web_enabled: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+
+    # Inference
+    model_dir: Path | None = None
+    backend: str = Field("auto", pattern="^(auto|onnx-int8|onnx-fp32|torch)$")
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
+    inference_batch: int = Field(32, ge=1)
+    max_length: int = Field(128, ge=8, le=512)
+    threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_path = init_settings().get("config") or env_settings().get("config")
+        yaml_source = YamlSource(settings_cls, Path(config_path) if config_path else None)
+        return init_settings, env_settings, yaml_source
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'finsentry.db'}"
+
+    @property
+    def input_topics(self) -> list[str]:
+        return [self.topic_news, self.topic_comments]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

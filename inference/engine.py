@@ -1,0 +1,190 @@
+"""The inference engine: tokenise, length-sort, batch, run a backend, and swap models atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from inference.backends import Backend, open_backend
+from inference.bundle import TOKENIZER_DIR, Bundle, BundleError
+
+log = logging.getLogger(__name__)
+
+# Fixed texts every model must score sanely before it is allowed to serve.
+PROBE_TEXTS = (
+    "Shares of the bank plunged after it missed earnings estimates and cut its dividend.",
+    "The company raised its full-year guidance on strong demand.",
+    "The central bank left interest rates unchanged on Wednesday.",
+    "平安银行发布业绩预告，净利润同比下降30%",
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    topic: str | None
+    topic_probs: dict[str, float]
+    sentiment: str
+    sentiment_probs: dict[str, float]
+    model_version: str
+
+    @property
+    def margin(self) -> float:
+        """Gap between the two most likely sentiments: small means the model is unsure."""
+        top = sorted(self.sentiment_probs.values(), reverse=True)
+        return top[0] - top[1] if len(top) > 1 else 1.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    bundle: Bundle
+    tokenizer: PreTrainedTokenizerBase
+    backend: Backend
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class InferenceEngine:
+    """Scores texts with the current model; `reload` swaps in a new bundle only after it proves sane.
+
+    A call to `predict` takes one snapshot of the model, so a swap mid-call never mixes two models
+    in one batch and never drops or repeats a text.
+    """
+
+    def __init__(
+        self,
+        bundle_dir: Path | str,
+        backend: str = "auto",
+        device: str = "auto",
+        batch_size: int = 32,
+        max_length: int | None = None,
+        threads: int = 0,
+    ) -> None:
+        self.backend_name = backend
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.threads = threads
+        self._swap_lock = threading.Lock()
+        # One worker thread: model calls leave the event loop but never run two at a time.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._model = self._load(Path(bundle_dir))
+
+    @property
+    def version(self) -> str:
+        return self._model.version
+
+    @property
+    def backend(self) -> Backend:
+        return self._model.backend
+
+    @property
+    def bundle(self) -> Bundle:
+        return self._model.bundle
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self._model.tokenizer
+
+    def _load(self, bundle_dir: Path) -> LoadedModel:
+        bundle = Bundle.open(bundle_dir)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(bundle.path(TOKENIZER_DIR)), use_fast=True)
+            backend = open_backend(bundle, self.backend_name, self.device, self.threads)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise BundleError(f"{bundle_dir}: cannot load ({exc})") from exc
+        model = LoadedModel(bundle, tokenizer, backend)
+        self._check(model)
+        log.info(
+            "model loaded", extra={"version": bundle.version, "backend": backend.name, "device": backend.device}
+        )
+        return model
+
+    def _check(self, model: LoadedModel) -> None:
+        """Warms the model up and refuses one whose outputs on fixed texts are not probabilities."""
+        predictions = self._predict_with(model, PROBE_TEXTS)
+        for prediction in predictions:
+            for probs in (prediction.sentiment_probs, prediction.topic_probs):
+                values = np.array(list(probs.values()), dtype=np.float64)
+                if values.size and (not np.all(np.isfinite(values)) or abs(values.sum() - 1.0) > 1e-3):
+                    raise BundleError(f"{model.bundle.root}: model gives non-finite or invalid probabilities")
+
+    def reload(self, bundle_dir: Path | str) -> str:
+        """Loads, warms up and checks a new bundle, then switches to it; the old one serves on failure."""
+        with self._swap_lock:
+            started = time.perf_counter()
+            model = self._load(Path(bundle_dir))
+            previous, self._model = self._model.version, model
+        log.info(
+            "model swapped",
+            extra={"from": previous, "to": model.version, "ms": round(1000 * (time.perf_counter() - started))},
+        )
+        return model.version
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return self._predict_with(self._model, texts)
+
+    async def apredict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Same as predict, off the event loop so a stream keeps consuming while a batch runs."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, list(texts))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def _predict_with(self, model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
+        if not texts:
+            return []
+        max_length = self.max_length or model.bundle.max_length
+        encoded = model.tokenizer(
+            list(texts), truncation=True, max_length=max_length, padding=False, return_attention_mask=False
+        )["input_ids"]
+        # Sorting by length keeps texts of similar length together, so batches carry little padding.
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        pad_id = model.tokenizer.pad_token_id or 0
+        topic_rows: list[np.ndarray | None] = [None] * len(texts)
+        sentiment_rows: list[np.ndarray | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(encoded[i]) for i in chunk)
+            ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                ids[row, : len(encoded[i])] = encoded[i]
+                mask[row, : len(encoded[i])] = 1
+            topic_logits, sentiment_logits = model.backend(ids, mask)
+            topic_probs, sentiment_probs = softmax(topic_logits), softmax(sentiment_logits)
+            for row, i in enumerate(chunk):
+                topic_rows[i] = topic_probs[row]
+                sentiment_rows[i] = sentiment_probs[row]
+        return [self._prediction(model, t, s) for t, s in zip(topic_rows, sentiment_rows, strict=True)]
+
+    @staticmethod
+    def _prediction(model: LoadedModel, topic: np.ndarray | None, sentiment: np.ndarray | None) -> Prediction:
+        assert topic is not None and sentiment is not None
+        topics = model.bundle.topic_labels
+        sentiments = model.bundle.sentiment_labels
+        topic_probs = {label: round(float(p), 5) for label, p in zip(topics, topic, strict=False)}
+        sentiment_probs = {label: round(float(p), 5) for label, p in zip(sentiments, sentiment, strict=False)}
+        return Prediction(
+            topic=topics[int(topic.argmax())] if topics else None,
+            topic_probs=topic_probs,
+            sentiment=sentiments[int(sentiment.argmax())],
+            sentiment_probs=sentiment_probs,
+            model_version=model.version,
+        )

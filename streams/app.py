@@ -1,0 +1,108 @@
+"""The faust worker: news.raw + comments.raw -> micro-batches -> one encoder pass -> events.scored / events.dlq.
+
+Delivery is at-least-once: `take_events` acks a batch's records only after the body below has
+awaited the broker's acknowledgement of every output, and faust commits only acked offsets. A
+crash between output and commit replays the batch; event ids let consumers drop the repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import faust
+
+from finsentry import logs
+from finsentry.settings import Settings
+from inference import InferenceEngine
+from streams.scoring import BatchScorer, RawRecord
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
+    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        "finsentry",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        web_enabled=settings.web_enabled,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        producer_acks=-1,
+        datadir=str(settings.home / "faust"),
+    )
+    app.conf.id = settings.consumer_group
+    raw = app.topic(*settings.input_topics, value_type=bytes, value_serializer="raw", key_serializer="raw")
+    scored_topic = app.topic(settings.topic_scored, value_serializer="raw", key_serializer="raw")
+    dlq_topic = app.topic(settings.topic_dlq, value_serializer="raw", key_serializer="raw")
+    kinds = {settings.topic_news: "news", settings.topic_comments: "comment"}
+    scorer = BatchScorer(engine, kinds, settings.max_message_bytes)
+    within = settings.max_wait_ms / 1000
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set, **_: Any) -> None:
+        inputs = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned if tp.topic in settings.input_topics)
+        log.info("partitions assigned", extra={"partitions": ",".join(inputs), "count": len(inputs)})
+
+    @app.agent(raw, name="score")
+    async def score(stream: faust.Stream) -> None:
+        async for events in stream.take_events(settings.max_batch, within=within):
+            records = [
+                RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value)
+                for e in events
+            ]
+            result = await scorer.score(records)
+            pending = [
+                await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
+            ]
+            pending += [
+                await dlq_topic.send(key=None, value=_json(letter))
+                for letter in result.dead_letters
+            ]
+            # Wait for the broker to have every output before take_events acks the inputs.
+            await asyncio.gather(*pending)
+            log.info(
+                "batch",
+                extra={"in": len(records), "scored": len(result.scored), "dlq": len(result.dead_letters),
+                       "model": engine.version},
+            )
+
+    return app
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def run_worker(settings: Settings) -> None:
+    """Loads the model, then runs the faust worker in the foreground until SIGTERM/SIGINT."""
+    if settings.model_dir is None:
+        raise SystemExit("no model: set FINSENTRY_MODEL_DIR (or --model) to a bundle folder")
+    engine = InferenceEngine(
+        settings.model_dir,
+        backend=settings.backend,
+        device=settings.device,
+        batch_size=settings.inference_batch,
+        threads=settings.threads,
+    )
+    app = build_app(settings, engine)
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.finsentry_settings = settings
+    worker.execute_from_commandline()
+
+
+class _Worker(faust.Worker):
+    """faust's worker, with finsentry's structured log lines instead of faust's own format."""
+
+    finsentry_settings: Settings
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        logs.configure(self.finsentry_settings.log_level, self.finsentry_settings.log_json)

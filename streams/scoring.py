@@ -1,0 +1,107 @@
+"""One micro-batch, from raw Kafka records to scored events and dead letters. No faust here."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from inference import InferenceEngine, Prediction
+from schemas import SCHEMA_VERSION, Contract, ContractError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class BatchResult:
+    scored: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dead_letter(record: RawRecord, code: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "original_b64": base64.b64encode(record.value or b"").decode("ascii"),
+        "original_key_b64": base64.b64encode(record.key).decode("ascii") if record.key is not None else None,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "error_code": code,
+        "field": field_path,
+        "error": message,
+        "failed_at": now_iso(),
+    }
+
+
+def scored_event(kind: str, message: dict[str, Any], prediction: Prediction) -> dict[str, Any]:
+    event = {k: v for k, v in message.items() if k != "schema_version"}
+    event.update(
+        schema_version=SCHEMA_VERSION,
+        kind=kind,
+        topic={"label": prediction.topic, "probabilities": prediction.topic_probs} if prediction.topic else None,
+        sentiment={"label": prediction.sentiment, "probabilities": prediction.sentiment_probs},
+        entities=message.get("entities", []),
+        model_version=prediction.model_version,
+        processed_at=now_iso(),
+    )
+    return event
+
+
+class BatchScorer:
+    """Validates a batch against its contracts, classifies the valid part in one engine call."""
+
+    def __init__(self, engine: InferenceEngine, kinds_by_topic: dict[str, str], max_message_bytes: int):
+        self.engine = engine
+        self.contracts = {topic: Contract.of(kind) for topic, kind in kinds_by_topic.items()}
+        self.kinds_by_topic = kinds_by_topic
+        self.max_message_bytes = max_message_bytes
+
+    async def score(self, records: Sequence[RawRecord]) -> BatchResult:
+        result = BatchResult()
+        valid: list[tuple[RawRecord, dict[str, Any]]] = []
+        for record in records:
+            contract = self.contracts.get(record.topic)
+            if contract is None:
+                result.dead_letters.append(dead_letter(record, "invalid_value", f"no contract for topic {record.topic}"))
+                continue
+            try:
+                valid.append((record, contract.decode(record.value, self.max_message_bytes)))
+            except ContractError as exc:
+                result.dead_letters.append(dead_letter(record, exc.code, exc.message, exc.field))
+        await self._classify(valid, result)
+        return result
+
+    async def _classify(self, items: list[tuple[RawRecord, dict[str, Any]]], result: BatchResult) -> None:
+        """Scores items; if the model fails, halves the batch to isolate the message that breaks it."""
+        if not items:
+            return
+        try:
+            predictions = await self.engine.apredict([message["text"] for _, message in items])
+        except Exception as exc:  # the model's failure must not stop the stream: isolate and dead-letter
+            if len(items) == 1:
+                record, _ = items[0]
+                log.error("classification failed", extra={"topic": record.topic, "offset": record.offset})
+                result.dead_letters.append(dead_letter(record, "processing_failed", f"model failed: {exc}"))
+                return
+            middle = len(items) // 2
+            await self._classify(items[:middle], result)
+            await self._classify(items[middle:], result)
+            return
+        for (record, message), prediction in zip(items, predictions, strict=True):
+            result.scored.append(scored_event(self.kinds_by_topic[record.topic], message, prediction))

@@ -1,0 +1,125 @@
+"""Running real worker processes against the test Kafka, and reading what they wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from finsentry.kafka_admin import ensure_topics
+
+
+@dataclass
+class StreamEnv:
+    """Topic names unique to one test, so tests share a broker without seeing each other's data."""
+
+    bootstrap: str
+    model_dir: Path
+    home: Path
+    prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}.{name}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "FINSENTRY_KAFKA_BOOTSTRAP": self.bootstrap,
+            "FINSENTRY_MODEL_DIR": str(self.model_dir),
+            "FINSENTRY_HOME": str(self.home),
+            "FINSENTRY_TOPIC_NEWS": self.topic("news.raw"),
+            "FINSENTRY_TOPIC_COMMENTS": self.topic("comments.raw"),
+            "FINSENTRY_TOPIC_SCORED": self.topic("events.scored"),
+            "FINSENTRY_TOPIC_DLQ": self.topic("events.dlq"),
+            "FINSENTRY_CONSUMER_GROUP": f"finsentry-{self.prefix}",
+            "FINSENTRY_LOG_JSON": "true",
+            "FINSENTRY_THREADS": "1",
+        }
+
+    def create_topics(self, partitions: int = 4) -> None:
+        names = ["news.raw", "comments.raw", "events.scored", "events.dlq"]
+        ensure_topics(self.bootstrap, [self.topic(n) for n in names], partitions)
+
+
+class WorkerProcess:
+    def __init__(self, stream_env: StreamEnv, name: str):
+        self.log_path = stream_env.home / f"{name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "finsentry", "worker"],
+                env={**os.environ, **stream_env.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            start = line.find("{")
+            if start >= 0:
+                try:
+                    events.append(json.loads(line[start:]))
+                except json.JSONDecodeError:
+                    continue
+        return events
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def producer(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+
+
+class TopicReader:
+    """Reads a topic from the beginning and keeps every record, for counting."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.consumer = KafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+            group_id=None, consumer_timeout_ms=500,
+        )
+        self.records: list[Any] = []
+
+    def poll(self) -> int:
+        for batch in self.consumer.poll(timeout_ms=500, max_records=5000).values():
+            self.records.extend(batch)
+        return len(self.records)
+
+    def values(self) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.records]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: Callable[[], Any] = lambda: None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        poll()
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

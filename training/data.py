@@ -1,0 +1,150 @@
+"""Reading labelled text: CSV, JSONL or JSON files, column and label mapping, a deterministic split."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.bundle import SENTIMENTS
+
+
+class DataError(ValueError):
+    """A data file or a column/label flag that cannot be used, with the place and the reason."""
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    topic: str | None = None
+    sentiment: str | None = None
+
+
+def parse_label_map(spec: str | None) -> dict[str, str]:
+    """`0=negative,1=positive` inline, or a path to a TSV/CSV of `id<TAB>name` rows."""
+    if not spec:
+        return {}
+    path = Path(spec)
+    if path.is_file():
+        mapping: dict[str, str] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            parts = [p.strip() for p in line.replace(",", "\t").split("\t", 1)]
+            if len(parts) == 2 and parts[0] and not parts[0].lower().startswith(("id", "label")):
+                mapping[parts[0]] = parts[1]
+        if not mapping:
+            raise DataError(f"{path}: no `id<TAB>name` rows in this label map")
+        return mapping
+    mapping = {}
+    for pair in spec.split(","):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise DataError(f"label map entry {pair!r} is not KEY=LABEL")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def read_rows(path: Path) -> Iterator[dict[str, object]]:
+    """Rows as dicts; a JSON list of lists gets columns named "0", "1", ..."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            yield from csv.DictReader(fh)
+    elif suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+    elif suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of rows")
+        for row in data:
+            yield row if isinstance(row, dict) else {str(i): v for i, v in enumerate(row)}
+    else:
+        raise DataError(f"{path}: unknown format {suffix!r}; use .csv, .jsonl or .json")
+
+
+def load_examples(
+    path: Path,
+    text_col: str,
+    topic_col: str | None = None,
+    sentiment_col: str | None = None,
+    topic_map: dict[str, str] | None = None,
+    sentiment_map: dict[str, str] | None = None,
+) -> list[Example]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    examples = []
+    for number, row in enumerate(read_rows(path), 1):
+        if text_col not in row:
+            raise DataError(f"{path}: row {number} has no column {text_col!r} (columns: {', '.join(row)})")
+        text = str(row[text_col] or "").strip()
+        if not text:
+            continue
+        topic = _label(row, topic_col, topic_map, path, number)
+        sentiment = _label(row, sentiment_col, sentiment_map, path, number)
+        if sentiment is not None and sentiment not in SENTIMENTS:
+            raise DataError(
+                f"{path}: row {number}: sentiment {sentiment!r} is not one of {', '.join(SENTIMENTS)};"
+                " map it with --sentiment-map, e.g. 0=negative,1=positive,2=neutral"
+            )
+        if topic is not None or sentiment is not None:
+            examples.append(Example(text, topic, sentiment))
+    return examples
+
+
+def _label(
+    row: dict[str, object], column: str | None, mapping: dict[str, str] | None, path: Path, number: int
+) -> str | None:
+    if column is None:
+        return None
+    if column not in row:
+        raise DataError(f"{path}: row {number} has no column {column!r}")
+    raw = row[column]
+    if raw is None or str(raw).strip() == "":
+        return None
+    value = str(raw).strip()
+    if mapping:
+        if value not in mapping:
+            raise DataError(f"{path}: row {number}: label {value!r} is not in the label map")
+        return mapping[value]
+    return value
+
+
+def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:
+    """Merges rows of the same text; a text whose labels conflict keeps neither conflicting label."""
+    merged: dict[str, dict[str, set[str]]] = {}
+    for ex in examples:
+        slot = merged.setdefault(ex.text, {"topic": set(), "sentiment": set()})
+        if ex.topic is not None:
+            slot["topic"].add(ex.topic)
+        if ex.sentiment is not None:
+            slot["sentiment"].add(ex.sentiment)
+    result, conflicts = [], 0
+    for text, labels in merged.items():
+        topic = next(iter(labels["topic"])) if len(labels["topic"]) == 1 else None
+        sentiment = next(iter(labels["sentiment"])) if len(labels["sentiment"]) == 1 else None
+        conflicts += len(labels["topic"]) > 1 or len(labels["sentiment"]) > 1
+        if topic is not None or sentiment is not None:
+            result.append(Example(text, topic, sentiment))
+    return result, conflicts
+
+
+def split_bucket(text: str) -> int:
+    """A stable 0-99 bucket from the text, so the split never changes between runs or machines."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=4).digest(), "big") % 100
+
+
+def split(examples: list[Example]) -> tuple[list[Example], list[Example], list[Example]]:
+    """80/10/10 train/valid/test by text hash."""
+    train, valid, test = [], [], []
+    for ex in examples:
+        bucket = split_bucket(ex.text)
+        (train if bucket < 80 else valid if bucket < 90 else test).append(ex)
+    return train, valid, test
