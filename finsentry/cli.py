@@ -25,7 +25,9 @@ SentimentCol = Annotated[str | None, typer.Option(help="Column with the sentimen
 SentimentMap = Annotated[
     str | None, typer.Option(help="Raw sentiment value to label, e.g. 0=negative,1=positive,2=neutral")
 ]
-TopicMap = Annotated[str | None, typer.Option(help="Raw topic value to name: 0=Analyst Update,... or a TSV file")]
+TopicMap = Annotated[
+    str | None, typer.Option(help="Raw topic value to name: 0=Analyst Update,... or a TSV file")
+]
 
 
 @app.callback()
@@ -64,11 +66,14 @@ def produce(
     time_col: Annotated[str | None, typer.Option(help="Column with the publication time")] = "published_at",
     url_col: Annotated[str | None, typer.Option(help="Column with the URL")] = "url",
     lang_col: Annotated[str | None, typer.Option(help="Column with the language")] = "lang",
-    rate: Annotated[float | None, typer.Option(help="Messages per second (default: as fast as possible)")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Messages per second (default: as fast as possible)")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Send at most this many rows")] = None,
 ) -> None:
     """Send a file's rows to Kafka, checking each against the topic's contract first."""
-    from finsentry.produce import ColumnMap, produce as run_produce
+    from finsentry.produce import ColumnMap
+    from finsentry.produce import produce as run_produce
 
     settings = get_settings()
     kind = kind or ("comment" if "comment" in topic else "news")
@@ -89,8 +94,12 @@ def produce(
 
 
 def _load_sets(
-    data: list[str], text_col: str, topic_col: str | None, sentiment_col: str | None,
-    topic_map: str | None, sentiment_map: str | None,
+    data: list[str],
+    text_col: str,
+    topic_col: str | None,
+    sentiment_col: str | None,
+    topic_map: str | None,
+    sentiment_map: str | None,
 ) -> list:
     """Reads every --data file; a `topic:` or `sentiment:` prefix limits a file to that head's labels,
     for files whose label column has the same name (the Twitter topic and sentiment sets)."""
@@ -103,17 +112,22 @@ def _load_sets(
         if not sep or head not in ("topic", "sentiment"):
             head, name = "", spec
         examples += load_examples(
-            Path(name), text_col,
+            Path(name),
+            text_col,
             topic_col if head in ("", "topic") else None,
             sentiment_col if head in ("", "sentiment") else None,
-            topics, sentiments,
+            topics,
+            sentiments,
         )
     return examples
 
 
 DataFiles = Annotated[
-    list[str], typer.Option(help="Labelled file (CSV, JSONL, JSON); repeat for more. Prefix topic: or"
-                            " sentiment: to take only that head's labels from it")
+    list[str],
+    typer.Option(
+        help="Labelled file (CSV, JSONL, JSON); repeat for more. Prefix topic: or"
+        " sentiment: to take only that head's labels from it"
+    ),
 ]
 
 
@@ -126,7 +140,9 @@ def train(
     sentiment_col: SentimentCol = None,
     topic_map: TopicMap = None,
     sentiment_map: SentimentMap = None,
-    valid: Annotated[list[str] | None, typer.Option(help="Validation file(s), same prefixes; else 80/10/10")] = None,
+    valid: Annotated[
+        list[str] | None, typer.Option(help="Validation file(s), same prefixes; else 80/10/10")
+    ] = None,
     base_model: Annotated[str | None, typer.Option(help="Local Hugging Face encoder folder")] = None,
     epochs: int = 5,
     batch_size: int = 32,
@@ -135,16 +151,23 @@ def train(
     max_length: int = 64,
     patience: int = 2,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimiser steps")] = None,
-    bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: if fast)")] = None,
-    extend_vocab: Annotated[bool, typer.Option(help="Add the corpus's unknown characters to the vocabulary")] = False,
+    bf16: Annotated[
+        bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: if fast)")
+    ] = None,
+    extend_vocab: Annotated[
+        bool, typer.Option(help="Add the corpus's unknown characters to the vocabulary")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
     """Fine-tune the topic + sentiment model and write a bundle (weights, ONNX, int8, metrics)."""
     from training.base import resolve_base_model
     from training.data import deduplicate, split
-    from training.train import TrainConfig, train as run_train
+    from training.train import TrainConfig
+    from training.train import train as run_train
 
-    examples, conflicts = deduplicate(_load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map))
+    examples, conflicts = deduplicate(
+        _load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
+    )
     if valid:
         valid_set = _load_sets(valid, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
         train_set, test_set = examples, []
@@ -155,9 +178,18 @@ def train(
         f" ({conflicts} texts with conflicting labels dropped their conflicting label)"
     )
     config = TrainConfig(
-        base_model=resolve_base_model(base_model), out=out, epochs=epochs, batch_size=batch_size,
-        grad_accum=grad_accum, lr=lr, max_length=max_length, patience=patience, max_steps=max_steps,
-        bf16=bf16, extend_vocab=extend_vocab, progress=not as_json,
+        base_model=resolve_base_model(base_model),
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lr=lr,
+        max_length=max_length,
+        patience=patience,
+        max_steps=max_steps,
+        bf16=bf16,
+        extend_vocab=extend_vocab,
+        progress=not as_json,
     )
     result = run_train(train_set, valid_set, test_set, config)
     if as_json:
@@ -175,12 +207,19 @@ def _print_reports(reports: dict, title: str) -> None:
         report = reports.get(head)
         if not report:
             continue
-        table = Table(title=f"{head} ({title}): accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
+        table = Table(
+            title=f"{head} ({title}): accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}"
+        )
         for column in ("class", "precision", "recall", "f1", "support"):
             table.add_column(column, justify="left" if column == "class" else "right")
         for label, row in report["per_class"].items():
-            table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                          str(row["support"]))
+            table.add_row(
+                label,
+                f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['f1']:.3f}",
+                str(row["support"]),
+            )
         console.print(table)
         labels = report["labels"]
         if len(labels) <= 6:
@@ -216,3 +255,41 @@ def evaluate(
     _print_reports(reports, ", ".join(Path(p).name for p in data))
     if "unk_rate" in reports:
         console.print(f"[UNK] rate: {reports['unk_rate']:.3f}")
+
+
+@app.command()
+def up(
+    model: Annotated[Path | None, typer.Option(help="Model bundle folder (default: the demo model)")] = None,
+) -> None:
+    """Run the embedded stack (Kafka, Redis, SQLite, worker) in the foreground; Ctrl-C stops it cleanly."""
+    from finsentry.demo import ensure_model
+    from finsentry.services.process import ServiceError
+    from finsentry.stack import LocalStack
+
+    settings = get_settings()
+    settings = settings.model_copy(update={"model_dir": model or ensure_model(settings, console)})
+    stack = LocalStack(settings)
+    try:
+        stack.start()
+        console.print(
+            f"[green]finsentry is up[/]: Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url},"
+            f" SQL {settings.effective_database_url.split('@')[-1]}; Ctrl-C stops it"
+        )
+        stack.wait()
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    except ServiceError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        stack.stop()
+
+
+@app.command()
+def demo(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the scored stream")] = 180.0,
+) -> None:
+    """Train (first run) and serve a real model, replay a sample stream, and show what was scored."""
+    from finsentry.demo import run_demo
+
+    raise typer.Exit(run_demo(get_settings(), console, timeout))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -25,13 +26,17 @@ def ensure_topics(bootstrap: str, topics: list[str], partitions: int, timeout: f
             time.sleep(0.5)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+        missing = [
+            NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
+        ]
         if missing:
-            try:
+            # Another process may create them between our list and create: the goal is reached then.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them between our list and create: the goal is reached
-            log.info("topics created", extra={"topics": ",".join(t.name for t in missing), "partitions": partitions})
+            log.info(
+                "topics created",
+                extra={"topics": ",".join(t.name for t in missing), "partitions": partitions},
+            )
     except KafkaError as exc:
         raise RuntimeError(f"could not create topics on {bootstrap}: {exc}") from exc
     finally:

@@ -99,7 +99,10 @@ def produce(
         summary.failed_delivery += 1
 
     progress = Progress(
-        TextColumn(f"[bold]produce → {topic}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn(f"[bold]produce → {topic}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
         disable=not show_progress,
     )
     with progress:

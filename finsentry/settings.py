@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     max_length: int = Field(128, ge=8, le=512)
     threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
 
+    shared_data: Path = Field(Path("../shared/data"), description="Labelled data sets beside the project")
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -47,7 +47,9 @@ class OnnxBackend:
 
 
 class TorchBackend:
-    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int = 0, half: bool | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, device: str = "cpu", threads: int = 0, half: bool | None = None
+    ) -> None:
         import torch
 
         from inference.model import load_module

@@ -89,7 +89,9 @@ class Bundle:
         except (ValueError, KeyError, TypeError) as exc:
             raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from exc
         if manifest.get("format") != FORMAT_VERSION:
-            raise BundleError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT_VERSION}")
+            raise BundleError(
+                f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT_VERSION}"
+            )
         if verify:
             bundle.verify()
         return bundle

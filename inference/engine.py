@@ -112,7 +112,8 @@ class InferenceEngine:
         model = LoadedModel(bundle, tokenizer, backend)
         self._check(model)
         log.info(
-            "model loaded", extra={"version": bundle.version, "backend": backend.name, "device": backend.device}
+            "model loaded",
+            extra={"version": bundle.version, "backend": backend.name, "device": backend.device},
         )
         return model
 
@@ -133,7 +134,11 @@ class InferenceEngine:
             previous, self._model = self._model.version, model
         log.info(
             "model swapped",
-            extra={"from": previous, "to": model.version, "ms": round(1000 * (time.perf_counter() - started))},
+            extra={
+                "from": previous,
+                "to": model.version,
+                "ms": round(1000 * (time.perf_counter() - started)),
+            },
         )
         return model.version
 

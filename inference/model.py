@@ -12,7 +12,9 @@ from inference.bundle import ENCODER_DIR, WEIGHTS, Bundle
 class MultiTaskClassifier(nn.Module):
     """Mean-pooled encoder output feeds two linear heads, so one encoder pass scores both tasks."""
 
-    def __init__(self, encoder: nn.Module, num_topics: int, num_sentiments: int, dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder: nn.Module, num_topics: int, num_sentiments: int, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
@@ -22,7 +24,9 @@ class MultiTaskClassifier(nn.Module):
         self.sentiment_head = nn.Linear(hidden, max(num_sentiments, 1))
 
     @classmethod
-    def from_config(cls, config: PretrainedConfig, num_topics: int, num_sentiments: int) -> MultiTaskClassifier:
+    def from_config(
+        cls, config: PretrainedConfig, num_topics: int, num_sentiments: int
+    ) -> MultiTaskClassifier:
         return cls(AutoModel.from_config(config, add_pooling_layer=False), num_topics, num_sentiments)
 
     @classmethod
@@ -30,13 +34,14 @@ class MultiTaskClassifier(nn.Module):
         encoder = AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False)
         return cls(encoder, num_topics, num_sentiments)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         pooled = self.dropout(pooled)
         return self.topic_head(pooled), self.sentiment_head(pooled)
-
 
 
 def load_module(bundle: Bundle) -> MultiTaskClassifier:

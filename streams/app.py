@@ -1,4 +1,4 @@
-"""The faust worker: news.raw + comments.raw -> micro-batches -> one encoder pass -> events.scored / events.dlq.
+"""The faust worker: raw news and comments -> micro-batches -> one encoder pass -> scored events or DLQ.
 
 Delivery is at-least-once: `take_events` acks a batch's records only after the body below has
 awaited the broker's acknowledgement of every output, and faust commits only acked offsets. A
@@ -61,18 +61,20 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
             ]
             result = await scorer.score(records)
             pending = [
-                await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
+                await scored_topic.send(key=event["id"].encode(), value=_json(event))
+                for event in result.scored
             ]
-            pending += [
-                await dlq_topic.send(key=None, value=_json(letter))
-                for letter in result.dead_letters
-            ]
+            pending += [await dlq_topic.send(key=None, value=_json(letter)) for letter in result.dead_letters]
             # Wait for the broker to have every output before take_events acks the inputs.
             await asyncio.gather(*pending)
             log.info(
                 "batch",
-                extra={"in": len(records), "scored": len(result.scored), "dlq": len(result.dead_letters),
-                       "model": engine.version},
+                extra={
+                    "in": len(records),
+                    "scored": len(result.scored),
+                    "dlq": len(result.dead_letters),
+                    "model": engine.version,
+                },
             )
 
     return app

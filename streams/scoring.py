@@ -54,7 +54,9 @@ def scored_event(kind: str, message: dict[str, Any], prediction: Prediction) -> 
     event.update(
         schema_version=SCHEMA_VERSION,
         kind=kind,
-        topic={"label": prediction.topic, "probabilities": prediction.topic_probs} if prediction.topic else None,
+        topic={"label": prediction.topic, "probabilities": prediction.topic_probs}
+        if prediction.topic
+        else None,
         sentiment={"label": prediction.sentiment, "probabilities": prediction.sentiment_probs},
         entities=message.get("entities", []),
         model_version=prediction.model_version,
@@ -78,7 +80,9 @@ class BatchScorer:
         for record in records:
             contract = self.contracts.get(record.topic)
             if contract is None:
-                result.dead_letters.append(dead_letter(record, "invalid_value", f"no contract for topic {record.topic}"))
+                result.dead_letters.append(
+                    dead_letter(record, "invalid_value", f"no contract for topic {record.topic}")
+                )
                 continue
             try:
                 valid.append((record, contract.decode(record.value, self.max_message_bytes)))

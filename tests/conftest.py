@@ -77,5 +77,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"labelled data not found at {SHARED_DATA} (the shared data folder beside the repository)")
+        pytest.skip(
+            f"labelled data not found at {SHARED_DATA} (the shared data folder beside the repository)"
+        )
     return SHARED_DATA

@@ -24,8 +24,12 @@ CHECK_TEXTS = [
 def tiny_module(vocab_size: int, seed: int) -> MultiTaskClassifier:
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=256,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
     )
     return MultiTaskClassifier.from_config(config, len(TOPICS), len(SENTIMENTS))
 
@@ -34,8 +38,23 @@ def build_tiny_bundle(out: Path, seed: int = 0, version: str | None = None) -> P
     """Uses the packaged tokenizer (a local file) so tokenisation is the real thing."""
     tokenizer = AutoTokenizer.from_pretrained(str(packaged_base_model()))
     module = tiny_module(tokenizer.vocab_size, seed)
-    write_bundle(module, tokenizer, out, TOPICS, SENTIMENTS, CHECK_TEXTS, max_length=64,
-                 version=version or f"tiny-{seed}")
+    write_bundle(
+        module,
+        tokenizer,
+        out,
+        TOPICS,
+        SENTIMENTS,
+        CHECK_TEXTS,
+        max_length=64,
+        version=version or f"tiny-{seed}",
+    )
     return out
 
 
+def build_tiny_base(out: Path, seed: int = 0) -> Path:
+    """A tiny random encoder saved as a Hugging Face folder, to stand in for the base model."""
+    tokenizer = AutoTokenizer.from_pretrained(str(packaged_base_model()))
+    module = tiny_module(tokenizer.vocab_size, seed)
+    module.encoder.save_pretrained(out)
+    tokenizer.save_pretrained(str(out))
+    return out

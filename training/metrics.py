@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 
-def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
+def classification_report(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]
+) -> dict[str, Any]:
     n = len(labels)
     confusion = np.zeros((n, n), dtype=np.int64)
     for t, p in zip(y_true, y_pred, strict=True):

@@ -165,7 +165,9 @@ def evaluate(
     ):
         rows = [i for i, label in enumerate(y) if label != IGNORE]
         if rows and labels:
-            report[head] = classification_report([y[i] for i in rows], logits[rows].argmax(1).tolist(), labels)
+            report[head] = classification_report(
+                [y[i] for i in rows], logits[rows].argmax(1).tolist(), labels
+            )
     heads = [report[h]["macro_f1"] for h in ("topic", "sentiment") if h in report]
     report["score"] = float(np.mean(heads)) if heads else 0.0
     return report
@@ -236,7 +238,9 @@ def train(
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
 
     best_score, best_state, best_epoch, history = -1.0, None, 0, []
     step = 0
@@ -277,12 +281,25 @@ def train(
                     step += 1
                 running = 0.98 * running + 0.02 * loss.item() if n > 1 else loss.item()
                 progress.update(task, advance=1, loss=running)
+                if n % max(1, len(batches) // 10) == 0:
+                    # A log line every tenth of an epoch: the bar is invisible when output is not a terminal.
+                    log.info(
+                        "training",
+                        extra={
+                            "epoch": epoch,
+                            "batch": f"{n}/{len(batches)}",
+                            "loss": round(running, 4),
+                            "s_per_batch": round((time.perf_counter() - started) / step, 3),
+                        },
+                    )
                 if config.max_steps and step >= config.max_steps:
                     break
 
             report = evaluate(module, valid_ids, valid_topic, valid_sentiment, topic_labels, pad_id, bf16)
             history.append({"epoch": epoch, "train_loss": running, "valid_score": report["score"]})
-            log.info("epoch done", extra={"epoch": epoch, "loss": round(running, 4), "valid": report["score"]})
+            log.info(
+                "epoch done", extra={"epoch": epoch, "loss": round(running, 4), "valid": report["score"]}
+            )
             if report["score"] > best_score:
                 best_score, best_epoch = report["score"], epoch
                 best_state = copy.deepcopy(module.state_dict())

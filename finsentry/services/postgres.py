@@ -42,18 +42,53 @@ class PostgresServer:
                 entry = pwd.getpwnam(self._user)
                 os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
             subprocess.run(
-                self._as_user([_bin("initdb"), "-D", str(pgdata), "-U", "finsentry", "--auth=trust",
-                               "-E", "UTF8", "--no-sync"]),
+                self._as_user(
+                    [
+                        _bin("initdb"),
+                        "-D",
+                        str(pgdata),
+                        "-U",
+                        "finsentry",
+                        "--auth=trust",
+                        "-E",
+                        "UTF8",
+                        "--no-sync",
+                    ]
+                ),
                 check=True,
                 capture_output=True,
             )
-        argv = self._as_user([_bin("postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port),
-                              "-k", str(self.data_dir), "-c", "fsync=off"])
+        argv = self._as_user(
+            [
+                _bin("postgres"),
+                "-D",
+                str(pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "fsync=off",
+            ]
+        )
         self._process = ServerProcess("postgres", argv, self.port, self.data_dir / "postgres.log")
         self._process.start(timeout)
         subprocess.run(
-            [_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "finsentry", "-d", "postgres",
-             "-c", "CREATE DATABASE finsentry"],
+            [
+                _bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "finsentry",
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE finsentry",
+            ],
             capture_output=True,
         )
 

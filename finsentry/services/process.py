@@ -32,7 +32,9 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class ServerProcess:
     """Runs `argv` with output to `log_path`; `start` returns once `port` accepts connections."""
 
-    def __init__(self, name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str] | None = None
+    ):
         self.name = name
         self.argv = argv
         self.port = port
@@ -59,7 +61,9 @@ class ServerProcess:
                 return
             time.sleep(0.2)
         self.stop()
-        raise ServiceError(f"{self.name} did not open port {self.port} in {timeout:.0f}s; see {self.log_path}")
+        raise ServiceError(
+            f"{self.name} did not open port {self.port} in {timeout:.0f}s; see {self.log_path}"
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process is None or self.process.poll() is not None:

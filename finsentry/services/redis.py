@@ -24,8 +24,19 @@ class RedisServer:
         if not Path(binary).exists():
             raise ServiceError("redis-server not found; `apt-get install redis-server` (bootstrap does it)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
-                "--protected-mode", "yes", "--daemonize", "no"]
+        argv = [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+        ]
         argv += ["--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
         self._process = ServerProcess("redis", argv, self.port, self.data_dir / "redis.log")
         self._process.start(timeout)

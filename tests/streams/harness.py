@@ -98,8 +98,12 @@ class TopicReader:
 
     def __init__(self, bootstrap: str, topic: str):
         self.consumer = KafkaConsumer(
-            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-            group_id=None, consumer_timeout_ms=500,
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=500,
         )
         self.records: list[Any] = []
 
@@ -115,7 +119,9 @@ class TopicReader:
         self.consumer.close()
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: Callable[[], Any] = lambda: None) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, poll: Callable[[], Any] = lambda: None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         poll()

@@ -15,7 +15,14 @@ from tests.streams.harness import StreamEnv, TopicReader, WorkerProcess, produce
 
 pytestmark = pytest.mark.stack
 
-MALFORMED = ("invalid_json", "missing_field", "wrong_type", "text_too_long", "invalid_utf8", "unknown_schema_version")
+MALFORMED = (
+    "invalid_json",
+    "missing_field",
+    "wrong_type",
+    "text_too_long",
+    "invalid_utf8",
+    "unknown_schema_version",
+)
 
 
 def valid_event(i: int) -> dict:
@@ -63,7 +70,9 @@ def test_10k_events_with_malformed_and_sigkill_restart(stream_env: StreamEnv) ->
         for i in range(total):
             if i % bad_every == bad_every // 2:
                 kind = MALFORMED[(i // bad_every) % len(MALFORMED)]
-                future = out.send(stream_env.topic("news.raw"), key=f"evt-{i}".encode(), value=malformed_bytes(i, kind))
+                future = out.send(
+                    stream_env.topic("news.raw"), key=f"evt-{i}".encode(), value=malformed_bytes(i, kind)
+                )
                 pending.append((future, kind))
             else:
                 topic = stream_env.topic("comments.raw" if i % 10 == 0 else "news.raw")
@@ -85,7 +94,9 @@ def test_10k_events_with_malformed_and_sigkill_restart(stream_env: StreamEnv) ->
     sender = threading.Thread(target=send_all)
     sender.start()
     try:
-        wait_until(lambda: len(scored.records) >= 2_000, 180, "2,000 scored events before the kill", scored.poll)
+        wait_until(
+            lambda: len(scored.records) >= 2_000, 180, "2,000 scored events before the kill", scored.poll
+        )
         worker.kill()
         unique_at_kill = len({r.key for r in scored.records})
         assert unique_at_kill < total - total // bad_every, "the kill must land mid-run"
@@ -95,7 +106,9 @@ def test_10k_events_with_malformed_and_sigkill_restart(stream_env: StreamEnv) ->
             dlq.poll()
             ids = {json.loads(r.value)["id"] for r in scored.records}
             positions = {(v["topic"], v["partition"], v["offset"]) for v in dlq.values()}
-            return send_done.is_set() and len(ids) >= len(expected_ids) and len(positions) >= len(expected_dlq)
+            return (
+                send_done.is_set() and len(ids) >= len(expected_ids) and len(positions) >= len(expected_dlq)
+            )
 
         wait_until(complete, 300, "every event scored or dead-lettered", scored.poll)
         time.sleep(3)  # anything still in flight would show up as an extra id or letter below
@@ -147,6 +160,7 @@ def test_two_workers_share_partitions_and_take_over(stream_env: StreamEnv) -> No
 
     first, second = WorkerProcess(stream_env, "worker-a"), WorkerProcess(stream_env, "worker-b")
     try:
+
         def both_assigned() -> bool:
             return all(assigned_partitions(w) and len(assigned_partitions(w)) < 8 for w in (first, second))
 

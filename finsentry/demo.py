@@ -1,0 +1,156 @@
+"""`finsentry demo`: a real fine-tuned model, the embedded stack, a replayed stream, what was scored."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from finsentry.settings import Settings
+from finsentry.stack import LocalStack
+from inference import Bundle, BundleError
+
+log = logging.getLogger(__name__)
+SAMPLE = "headlines.jsonl"
+CONTRACT_FIELDS = ("id", "source", "published_at", "text")
+
+
+def sample_rows() -> list[dict[str, Any]]:
+    text = resources.files("finsentry.sample").joinpath(SAMPLE).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def ensure_model(settings: Settings, console: Console) -> Path:
+    """The bundle to serve: FINSENTRY_MODEL_DIR, or the demo's own, trained on first run."""
+    if settings.model_dir is not None:
+        return settings.model_dir
+    target = settings.home / "models" / "demo"
+    try:
+        Bundle.open(target)
+        return target
+    except BundleError:
+        pass
+    from training.demo_model import train_demo_model
+
+    source = train_demo_model(settings.shared_data, target, console)
+    console.print(f"[green]trained the demo model from {source}[/]")
+    return target
+
+
+def replay(settings: Settings, run_id: str, extra_malformed: bool = True) -> dict[str, str]:
+    """Sends the sample stream (news and comments) plus two broken messages; returns id -> text."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    sent = {}
+    for row in sample_rows():
+        event = {k: row[k] for k in CONTRACT_FIELDS}
+        event["id"] = f"{run_id}-{row['id']}"
+        topic = settings.topic_comments if row["kind"] == "comment" else settings.topic_news
+        producer.send(topic, key=event["id"].encode(), value=json.dumps(event).encode())
+        sent[event["id"]] = row["text"]
+    if extra_malformed:
+        producer.send(settings.topic_news, value=b'{"id": "broken", "text": ')
+        producer.send(
+            settings.topic_news,
+            value=json.dumps(
+                {"id": f"{run_id}-no-text", "source": "wire", "published_at": "2026-11-02T08:00:00Z"}
+            ).encode(),
+        )
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def collect(settings: Settings, sent: dict[str, str], since_ms: int, timeout: float) -> tuple[list, list]:
+    consumer = KafkaConsumer(
+        settings.topic_scored,
+        settings.topic_dlq,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    scored: dict[str, dict[str, Any]] = {}
+    letters: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and (len(scored) < len(sent) or len(letters) < 2):
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if record.timestamp < since_ms:
+                        continue
+                    value = json.loads(record.value)
+                    if record.topic == settings.topic_dlq:
+                        letters.append(value)
+                    elif value.get("id") in sent:
+                        scored[value["id"]] = value
+    finally:
+        consumer.close()
+    return list(scored.values()), letters
+
+
+def show(
+    console: Console, scored: list[dict[str, Any]], letters: list[dict[str, Any]], seconds: float
+) -> None:
+    colours = {"negative": "red", "neutral": "yellow", "positive": "green"}
+    table = Table(title=f"events.scored: {len(scored)} events in {seconds:.1f}s")
+    for column in ("source", "text", "topic", "sentiment", "p"):
+        table.add_column(column, overflow="fold" if column == "text" else "ellipsis")
+    for event in sorted(scored, key=lambda e: e["id"]):
+        sentiment = event["sentiment"]["label"]
+        p = event["sentiment"]["probabilities"][sentiment]
+        topic = event["topic"]["label"] if event.get("topic") else "-"
+        table.add_row(
+            event["source"],
+            event["text"][:90],
+            topic,
+            f"[{colours.get(sentiment, 'white')}]{sentiment}[/]",
+            f"{p:.2f}",
+        )
+    console.print(table)
+    dlq = Table(title=f"events.dlq: {len(letters)} dead letters")
+    for column in ("topic:partition@offset", "code", "reason"):
+        dlq.add_column(column)
+    for letter in letters:
+        dlq.add_row(
+            f"{letter['topic']}:{letter['partition']}@{letter['offset']}",
+            letter["error_code"],
+            letter["error"],
+        )
+    console.print(dlq)
+    if scored:
+        console.print(f"model {scored[0]['model_version']}")
+
+
+def run_demo(settings: Settings, console: Console, timeout: float = 180.0) -> int:
+    model = ensure_model(settings, console)
+    settings = settings.model_copy(update={"model_dir": model})
+    stack = LocalStack(settings, worker_log=settings.home / "demo" / "worker.log")
+    console.print("[bold]starting Kafka, Redis and the worker[/] (first start formats Kafka's storage)")
+    try:
+        stack.start()
+        run_id = f"demo-{uuid.uuid4().hex[:6]}"
+        since_ms = int(time.time() * 1000) - 1000
+        started = time.perf_counter()
+        sent = replay(settings, run_id)
+        console.print(
+            f"replayed {len(sent)} events (+2 malformed) to {settings.topic_news} / {settings.topic_comments}"
+        )
+        scored, letters = collect(settings, sent, since_ms, timeout)
+        show(console, scored, letters, time.perf_counter() - started)
+        if len(scored) < len(sent):
+            console.print(
+                f"[red]only {len(scored)} of {len(sent)} events were scored in {timeout:.0f}s;"
+                f" see {stack.worker_log}[/]"
+            )
+            return 1
+        return 0
+    finally:
+        stack.stop()

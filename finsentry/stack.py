@@ -1,0 +1,125 @@
+"""The embedded stack for `finsentry up` and `finsentry demo`: Kafka, Redis, SQLite and the worker.
+
+A service whose address already answers is used as it is; otherwise it is started here, with its
+data under FINSENTRY_HOME/stack, and stopped again, in reverse order, when the stack stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Protocol
+from urllib.parse import urlparse
+
+from finsentry.kafka_admin import ensure_topics
+from finsentry.services.kafka import KafkaServer
+from finsentry.services.process import ServiceError, port_open
+from finsentry.services.redis import RedisServer
+from finsentry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, worker_log: Path | None = None):
+        self.settings = settings
+        self.worker_log = worker_log
+        self._started: list[Stoppable] = []
+        self._worker: subprocess.Popen[bytes] | None = None
+        self._worker_out: IO[bytes] | None = None
+
+    def start(self, with_worker: bool = True) -> None:
+        data = self.settings.home / "stack"
+        kafka_port = _port(self.settings.kafka_bootstrap, 9092)
+        if port_open(kafka_port):
+            log.info("using running Kafka", extra={"bootstrap": self.settings.kafka_bootstrap})
+        else:
+            kafka = KafkaServer(
+                self.settings.home, data / "kafka", port=kafka_port, partitions=self.settings.topic_partitions
+            )
+            kafka.start()
+            self._started.append(kafka)
+        redis_port = _port(self.settings.redis_url, 6379)
+        if port_open(redis_port):
+            log.info("using running Redis", extra={"port": redis_port})
+        else:
+            redis = RedisServer(data / "redis", port=redis_port, persist=True)
+            redis.start()
+            self._started.append(redis)
+        ensure_topics(
+            self.settings.kafka_bootstrap,
+            [*self.settings.input_topics, self.settings.topic_scored, self.settings.topic_dlq],
+            self.settings.topic_partitions,
+        )
+        if with_worker:
+            self.start_worker()
+
+    def start_worker(self) -> None:
+        env = {**os.environ, **worker_environment(self.settings)}
+        out = None
+        if self.worker_log:
+            self.worker_log.parent.mkdir(parents=True, exist_ok=True)
+            out = self._worker_out = self.worker_log.open("ab")
+        self._worker = subprocess.Popen(
+            [sys.executable, "-m", "finsentry", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+
+    def worker_alive(self) -> bool:
+        return self._worker is not None and self._worker.poll() is None
+
+    def wait(self) -> None:
+        """Blocks until the worker exits (or forever without one); Ctrl-C ends it."""
+        while self._worker is None or self._worker.poll() is None:
+            time.sleep(0.5)
+        raise ServiceError(f"the worker exited with {self._worker.returncode}")
+
+    def stop(self) -> None:
+        if self._worker and self._worker.poll() is None:
+            self._worker.terminate()
+            try:
+                self._worker.wait(60)
+            except subprocess.TimeoutExpired:
+                self._worker.kill()
+        if self._worker_out:
+            self._worker_out.close()
+        for service in reversed(self._started):
+            service.stop()
+        self._started.clear()
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The settings a worker process needs, as FINSENTRY_* variables."""
+    names = (
+        "home",
+        "kafka_bootstrap",
+        "redis_url",
+        "database_url",
+        "model_dir",
+        "backend",
+        "device",
+        "topic_news",
+        "topic_comments",
+        "topic_scored",
+        "topic_dlq",
+        "consumer_group",
+        "log_level",
+    )
+    values = settings.model_dump()
+    return {f"FINSENTRY_{n.upper()}": str(values[n]) for n in names if values.get(n) not in (None, "")}
+
+
+def _port(address: str, default: int) -> int:
+    if "://" not in address:
+        address = f"tcp://{address}"
+    return urlparse(address).port or default

@@ -1,0 +1,35 @@
+"""The SQL engine factory on both databases the project supports (SQLite file and real PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+
+from finsentry.db import make_engine
+
+
+def test_engine_round_trip_and_concurrent_writers(database_url: str) -> None:
+    engine = make_engine(database_url)
+    metadata = MetaData()
+    table = Table("roundtrip", metadata, Column("id", Integer, primary_key=True), Column("text", String(200)))
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+
+    def write(start: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(table), [{"id": i, "text": f"平安银行 {i}"} for i in range(start, start + 100)]
+            )
+
+    writers = [threading.Thread(target=write, args=(n * 100,)) for n in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 400
+        assert conn.execute(select(table.c.text).where(table.c.id == 7)).scalar_one() == "平安银行 7"
+    assert engine.dialect.name == ("sqlite" if database_url.startswith("sqlite") else "postgresql")
+    metadata.drop_all(engine)
+    engine.dispose()

@@ -1,0 +1,103 @@
+"""The engine on tiny random bundles: backends agree, order holds, bad bundles are refused, swaps are clean."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import Bundle, BundleError, InferenceEngine
+from tests.tiny_model import build_tiny_bundle
+
+TEXTS = [
+    "Northwind Bank misses profit estimates",
+    "Oil jumps after OPEC+ cuts output",
+    "平安银行发布业绩预告，净利润同比下降30%",
+    "Fed holds rates",
+    "A much longer sentence about quarterly revenue, margins, guidance, buybacks and the dividend outlook "
+    "that keeps going for a while so that the batch has very different lengths in it",
+] * 7
+
+
+def probabilities(engine: InferenceEngine, texts: list[str]) -> np.ndarray:
+    return np.array(
+        [list(p.sentiment_probs.values()) + list(p.topic_probs.values()) for p in engine.predict(texts)]
+    )
+
+
+def test_onnx_fp32_and_int8_agree_with_torch(tiny_bundle: Path) -> None:
+    reference = probabilities(InferenceEngine(tiny_bundle, backend="torch", device="cpu"), TEXTS)
+    fp32 = probabilities(InferenceEngine(tiny_bundle, backend="onnx-fp32"), TEXTS)
+    assert np.abs(reference - fp32).max() < 1e-4
+    int8 = InferenceEngine(tiny_bundle, backend="onnx-int8").predict(TEXTS)
+    torch_labels = [
+        p.sentiment for p in InferenceEngine(tiny_bundle, backend="torch", device="cpu").predict(TEXTS)
+    ]
+    agreement = np.mean([p.sentiment == t for p, t in zip(int8, torch_labels, strict=True)])
+    assert agreement >= 0.9
+
+
+def test_batched_predictions_keep_input_order(tiny_bundle: Path) -> None:
+    engine = InferenceEngine(tiny_bundle, backend="onnx-fp32", batch_size=4)
+    batched = probabilities(engine, TEXTS)
+    one_by_one = np.vstack([probabilities(engine, [text]) for text in TEXTS])
+    assert np.abs(batched - one_by_one).max() < 1e-4
+
+
+def test_predictions_carry_labels_and_version(tiny_bundle: Path) -> None:
+    bundle = Bundle.open(tiny_bundle)
+    prediction = InferenceEngine(tiny_bundle).predict(["Shares fall"])[0]
+    assert prediction.sentiment in bundle.sentiment_labels
+    assert prediction.topic in bundle.topic_labels
+    assert prediction.model_version == bundle.version
+    assert abs(sum(prediction.sentiment_probs.values()) - 1) < 1e-3
+    assert 0 <= prediction.margin <= 1
+
+
+def test_corrupt_bundle_is_refused_and_the_old_model_serves_on(tiny_bundle: Path, tmp_path: Path) -> None:
+    engine = InferenceEngine(tiny_bundle)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    onnx = broken / "model.int8.onnx"
+    onnx.write_bytes(onnx.read_bytes()[: onnx.stat().st_size // 2])
+    with pytest.raises(BundleError, match="checksum"):
+        Bundle.open(broken)
+    with pytest.raises(BundleError):
+        engine.reload(broken)
+    (broken / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="not a model bundle"):
+        engine.reload(broken)
+    assert engine.version == Bundle.open(tiny_bundle).version
+    assert len(engine.predict(TEXTS)) == len(TEXTS)
+
+
+def test_hot_reload_under_load_loses_and_repeats_nothing(tiny_bundle: Path, tmp_path: Path) -> None:
+    second = build_tiny_bundle(tmp_path / "second", seed=2, version="tiny-2")
+    engine = InferenceEngine(tiny_bundle, batch_size=8)
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        n = 0
+        while not stop.is_set() or n < 400:
+            batch = list(range(n, n + 8))
+            predictions = engine.predict([f"event {i}: {TEXTS[i % len(TEXTS)]}" for i in batch])
+            results.extend((i, p.model_version) for i, p in zip(batch, predictions, strict=True))
+            n += 8
+
+    server = threading.Thread(target=serve)
+    server.start()
+    while len(results) < 200:
+        threading.Event().wait(0.01)
+    assert engine.reload(second) == "tiny-2"
+    stop.set()
+    server.join()
+
+    ids = [i for i, _ in results]
+    assert ids == list(range(len(ids))), "every event scored once, in order"
+    versions = [v for _, v in results]
+    switch = versions.index("tiny-2")
+    assert set(versions[:switch]) == {"tiny-1"} and set(versions[switch:]) == {"tiny-2"}
