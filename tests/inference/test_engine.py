@@ -1,4 +1,4 @@
-"""The engine on tiny random bundles: backends agree, order holds, bad bundles are refused, swaps are clean."""
+"""The engine on tiny random bundles: backends agree, order holds, corrupt bundles are refused."""
 
 from __future__ import annotations
 
