@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +44,17 @@ class ExportError(RuntimeError):
 
 
 def export_onnx(module: MultiTaskClassifier, path: Path) -> None:
+    """Traces with dynamic batch and sequence axes; the tracer's warnings about Python-side shape checks
+    are expected for this encoder, and the export is verified against torch afterwards anyway."""
     module.eval()
     dummy_ids = torch.ones((2, 16), dtype=torch.long)
     dummy_mask = torch.ones((2, 16), dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trace(module, dummy_ids, dummy_mask, path)
+
+
+def _trace(module: MultiTaskClassifier, dummy_ids: torch.Tensor, dummy_mask: torch.Tensor, path: Path) -> None:
     torch.onnx.export(
         module,
         (dummy_ids, dummy_mask),
@@ -66,7 +75,14 @@ def export_onnx(module: MultiTaskClassifier, path: Path) -> None:
 def quantize_int8(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    # The quantiser logs every tensor on the root logger at INFO; only its warnings are worth seeing.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def encode_batches(

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+from transformers.utils import logging as hf_logging
 
 from inference.bundle import SENTIMENTS, Bundle
 from inference.model import MultiTaskClassifier
@@ -206,6 +207,8 @@ def train(
     unk_after = unk_rate(tokenizer, train_texts) if added else unk_before
 
     # Model: pretrained encoder, fresh heads; new vocabulary rows start at the mean embedding.
+    # (Its load report lists the unused pooler weights: expected, so only errors are shown.)
+    hf_logging.set_verbosity_error()
     module = MultiTaskClassifier.from_pretrained(str(config.base_model), len(topic_labels), len(SENTIMENTS))
     if added:
         module.encoder.resize_token_embeddings(len(tokenizer), mean_resizing=True)
