@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FINSENTRY_", extra="ignore")
 
     config: Path | None = Field(None, description="Optional YAML file with any of these settings")
-    home: Path = Field(DEFAULT_HOME, description="Where jars, service data and models live")
+    home: Path = Field(DEFAULT_HOME, description="Where service data and models live")
+    cache_dir: Path = Field(DEFAULT_HOME, description="Downloads kept between runs (Kafka's jars)")
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"

@@ -43,7 +43,10 @@ class LocalStack:
             log.info("using running Kafka", extra={"bootstrap": self.settings.kafka_bootstrap})
         else:
             kafka = KafkaServer(
-                self.settings.home, data / "kafka", port=kafka_port, partitions=self.settings.topic_partitions
+                self.settings.cache_dir,
+                data / "kafka",
+                port=kafka_port,
+                partitions=self.settings.topic_partitions,
             )
             kafka.start()
             self._started.append(kafka)

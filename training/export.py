@@ -54,10 +54,10 @@ def export_onnx(module: MultiTaskClassifier, path: Path) -> None:
         _trace(module, dummy_ids, dummy_mask, path)
 
 
-def _trace(module: MultiTaskClassifier, dummy_ids: torch.Tensor, dummy_mask: torch.Tensor, path: Path) -> None:
+def _trace(module: MultiTaskClassifier, ids: torch.Tensor, mask: torch.Tensor, path: Path) -> None:
     torch.onnx.export(
         module,
-        (dummy_ids, dummy_mask),
+        (ids, mask),
         str(path),
         input_names=["input_ids", "attention_mask"],
         output_names=["topic_logits", "sentiment_logits"],

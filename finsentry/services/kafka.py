@@ -25,14 +25,15 @@ rootLogger.appenderRef.file.ref = file
 """
 
 
-def ensure_jars(home: Path) -> Path:
+def ensure_jars(cache: Path) -> Path:
     """The folder of Kafka's jars, fetched once with Maven into the cache (outside the repository)."""
-    libs = home / f"kafka-{KAFKA_VERSION}" / "libs"
+    libs = cache / f"kafka-{KAFKA_VERSION}" / "libs"
     if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
         return libs
     if shutil.which("mvn") is None:
         raise ServiceError("Maven (mvn) is needed once to fetch Apache Kafka's jars from Maven Central")
-    staging = Path(tempfile.mkdtemp(prefix="libs.", dir=home))
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".libs.", dir=libs.parent))
     pom = resources.files("finsentry.services").joinpath("kafka-pom.xml")
     with resources.as_file(pom) as pom_path:
         result = subprocess.run(
@@ -53,7 +54,6 @@ def ensure_jars(home: Path) -> Path:
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         raise ServiceError(f"fetching Kafka jars failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    libs.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(libs)
     return libs
 
@@ -61,8 +61,8 @@ def ensure_jars(home: Path) -> Path:
 class KafkaServer:
     """One broker+controller on 127.0.0.1; storage is formatted on first start and kept in data_dir."""
 
-    def __init__(self, home: Path, data_dir: Path, port: int = 0, heap: str = "512m", partitions: int = 4):
-        self.home = home
+    def __init__(self, cache: Path, data_dir: Path, port: int = 0, heap: str = "512m", partitions: int = 4):
+        self.cache = cache
         self.data_dir = data_dir
         self.port = port or free_port()
         self.controller_port = free_port()
@@ -123,7 +123,7 @@ class KafkaServer:
         ]
 
     def start(self, timeout: float = 90.0) -> None:
-        libs = ensure_jars(self.home)
+        libs = ensure_jars(self.cache)
         config = self._write_config()
         if not (self.data_dir / "log" / "meta.properties").is_file():
             cluster_id = _cluster_id()
