@@ -16,7 +16,7 @@ from typing import Any
 from kafka import KafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from schemas import SCHEMA_VERSION, Contract, ContractError
+from schemas import SCHEMA_VERSION, Contract, ContractError, load_schema
 
 
 @dataclass
@@ -57,9 +57,12 @@ def rows_of(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
                     yield number, line
 
 
-def shape(row: dict[str, Any], columns: ColumnMap, default_source: str) -> dict[str, Any]:
-    """A row under the contract's field names; id and time are derived when the file has none."""
-    event = dict(row) if columns.text == "text" else {}
+def shape(row: dict[str, Any], columns: ColumnMap, fields: set[str], default_source: str) -> dict[str, Any]:
+    """A row under the contract's field names; id and time are derived when the file has none.
+
+    Keys that are contract fields pass through (title, entities, ...); other columns stay behind.
+    """
+    event = {k: v for k, v in row.items() if k in fields and v not in (None, "")}
     for name in ("text", "id", "source", "published_at", "url", "lang"):
         column = getattr(columns, name)
         if column and column in row and row[column] not in (None, ""):
@@ -90,6 +93,7 @@ def produce(
     show_progress: bool = True,
 ) -> ProduceSummary:
     contract = Contract.of(kind)
+    fields = set(load_schema(kind)["properties"])
     summary = ProduceSummary()
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10, retries=5)
     total = count_rows(path) if limit is None else min(limit, count_rows(path))
@@ -115,7 +119,7 @@ def produce(
             try:
                 if not isinstance(row, dict):
                     raise ContractError("invalid_json", "line is not JSON")
-                event = contract.validate(shape(row, columns, default_source=path.stem))
+                event = contract.validate(shape(row, columns, fields, default_source=path.stem))
             except ContractError as exc:
                 summary.rejected[exc.code] += 1
                 summary.examples.setdefault(exc.code, f"line {number}: {exc.message}")

@@ -1,0 +1,93 @@
+"""`finsentry bench inference`: texts/s and latency per backend and batch size, side by side in one run."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from inference.backends import cuda_available
+from inference.bundle import Bundle
+from inference.engine import InferenceEngine
+
+
+@dataclass
+class BenchResult:
+    backend: str
+    device: str
+    batch_size: int
+    texts_per_s: float
+    p50_ms: float
+    p99_ms: float
+    mean_tokens: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def backends_to_run(bundle: Bundle, requested: Sequence[str] | None) -> list[tuple[str, str]]:
+    if requested:
+        return [(b, "cuda" if b == "torch-cuda" else "cpu") for b in requested]
+    runs = [("onnx-int8", "cpu")] if bundle.has("model.int8.onnx") else []
+    runs += [("onnx-fp32", "cpu"), ("torch", "cpu")]
+    if cuda_available():
+        runs.append(("torch", "cuda"))
+    return runs
+
+
+def measure(
+    engine: InferenceEngine, texts: Sequence[str], batch_size: int, min_seconds: float = 3.0
+) -> tuple[float, list[float]]:
+    """Runs whole passes over `texts` in calls of batch_size until min_seconds have passed."""
+    engine.batch_size = batch_size
+    engine.predict(texts[: batch_size * 2])  # warm-up: first calls allocate and pick kernels
+    latencies: list[float] = []
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < min_seconds or not latencies:
+        for start in range(0, len(texts) - batch_size + 1, batch_size):
+            t0 = time.perf_counter()
+            engine.predict(texts[start : start + batch_size])
+            latencies.append((time.perf_counter() - t0) * 1000)
+            done += batch_size
+    return done / (time.perf_counter() - started), latencies
+
+
+def run_bench(
+    bundle_dir: str,
+    texts: Sequence[str],
+    batch_sizes: Sequence[int],
+    backends: Sequence[str] | None = None,
+    threads: int = 0,
+    min_seconds: float = 3.0,
+    on_result: object = None,
+) -> list[BenchResult]:
+    bundle = Bundle.open(bundle_dir)
+    results = []
+    for backend, device in backends_to_run(bundle, backends):
+        name = "torch" if backend == "torch-cuda" else backend
+        engine = InferenceEngine(bundle_dir, backend=name, device=device, threads=threads)
+        tokens = engine.tokenizer(list(texts), truncation=True, max_length=bundle.max_length)["input_ids"]
+        mean_tokens = statistics.mean(len(t) for t in tokens)
+        for batch_size in batch_sizes:
+            rate, latencies = measure(engine, texts, batch_size, min_seconds)
+            result = BenchResult(
+                backend=engine.backend.name,
+                device=engine.backend.device,
+                batch_size=batch_size,
+                texts_per_s=round(rate, 1),
+                p50_ms=round(percentile(latencies, 0.5), 2),
+                p99_ms=round(percentile(latencies, 0.99), 2),
+                mean_tokens=round(mean_tokens, 1),
+            )
+            results.append(result)
+            if callable(on_result):
+                on_result(result)
+        engine.close()
+    return results
