@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import Any
 
 import faust
@@ -20,6 +21,7 @@ from inference import InferenceEngine
 from streams.scoring import BatchScorer, RawRecord
 
 log = logging.getLogger(__name__)
+EXIT_UNDELIVERED = 70  # EX_SOFTWARE: a supervisor restarts the worker
 
 
 def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
@@ -52,6 +54,24 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         inputs = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned if tp.topic in settings.input_topics)
         log.info("partitions assigned", extra={"partitions": ",".join(inputs), "count": len(inputs)})
 
+    async def publish(records: list[RawRecord]) -> None:
+        result = await scorer.score(records)
+        pending = [
+            await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
+        ]
+        pending += [await dlq_topic.send(key=None, value=_json(letter)) for letter in result.dead_letters]
+        # Wait for the broker to have every output before take_events acks the inputs.
+        await asyncio.gather(*pending)
+        log.info(
+            "batch",
+            extra={
+                "in": len(records),
+                "scored": len(result.scored),
+                "dlq": len(result.dead_letters),
+                "model": engine.version,
+            },
+        )
+
     @app.agent(raw, name="score")
     async def score(stream: faust.Stream) -> None:
         async for events in stream.take_events(settings.max_batch, within=within):
@@ -59,23 +79,14 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
                 RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value)
                 for e in events
             ]
-            result = await scorer.score(records)
-            pending = [
-                await scored_topic.send(key=event["id"].encode(), value=_json(event))
-                for event in result.scored
-            ]
-            pending += [await dlq_topic.send(key=None, value=_json(letter)) for letter in result.dead_letters]
-            # Wait for the broker to have every output before take_events acks the inputs.
-            await asyncio.gather(*pending)
-            log.info(
-                "batch",
-                extra={
-                    "in": len(records),
-                    "scored": len(result.scored),
-                    "dlq": len(result.dead_letters),
-                    "model": engine.version,
-                },
-            )
+            try:
+                await publish(records)
+            except Exception:
+                # take_events would ack this batch on the way out of the loop, and a later commit would
+                # lose it. Input errors never get here (they become dead letters); this is the broker
+                # or a bug. Exit before the ack, so a restarted worker replays the batch.
+                log.critical("batch not delivered; exiting so that it is replayed", exc_info=True)
+                os._exit(EXIT_UNDELIVERED)
 
     return app
 
