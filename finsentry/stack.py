@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from finsentry.kafka_admin import ensure_topics
 from finsentry.services.kafka import KafkaServer
-from finsentry.services.process import ServiceError, port_open
+from finsentry.services.process import ServiceError, port_open, terminate
 from finsentry.services.redis import RedisServer
 from finsentry.settings import Settings
 
@@ -88,12 +88,8 @@ class LocalStack:
         raise ServiceError(f"the worker exited with {self._worker.returncode}")
 
     def stop(self) -> None:
-        if self._worker and self._worker.poll() is None:
-            self._worker.terminate()
-            try:
-                self._worker.wait(60)
-            except subprocess.TimeoutExpired:
-                self._worker.kill()
+        if self._worker:
+            terminate(self._worker, timeout=60)
         if self._worker_out:
             self._worker_out.close()
         for service in reversed(self._started):

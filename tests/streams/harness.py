@@ -17,6 +17,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 
 from finsentry.kafka_admin import ensure_topics
+from finsentry.services.process import terminate
 
 
 @dataclass
@@ -79,14 +80,7 @@ class WorkerProcess:
         self.process.wait()
 
     def stop(self, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return terminate(self.process, timeout)
 
 
 def producer(bootstrap: str) -> KafkaProducer:
