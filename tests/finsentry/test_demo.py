@@ -1,0 +1,31 @@
+"""`finsentry demo` end to end on its own embedded stack (served by a tiny model to keep it quick)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from finsentry.cli import app
+from finsentry.demo import sample_rows
+from finsentry.services.process import free_port
+
+pytestmark = pytest.mark.stack
+
+
+def test_demo_replays_the_sample_and_shows_scores_and_dead_letters(tiny_bundle: Path, tmp_path: Path) -> None:
+    env = {
+        "FINSENTRY_HOME": str(tmp_path / "home"),
+        "FINSENTRY_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "FINSENTRY_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "FINSENTRY_MODEL_DIR": str(tiny_bundle),
+        "COLUMNS": "200",
+    }
+    result = CliRunner().invoke(app, ["demo", "--timeout", "120"], env=env)
+    assert result.exit_code == 0, result.output
+    rows = sample_rows()
+    assert f"events.scored: {len(rows)} events" in result.output
+    assert "events.dlq: 2 dead letters" in result.output
+    assert "missing_field" in result.output and "invalid_json" in result.output
+    assert rows[0]["text"][:40] in result.output
