@@ -11,13 +11,14 @@ import asyncio
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import faust
 
 from finsentry import logs
 from finsentry.settings import Settings
-from inference import InferenceEngine
+from inference import Bundle, BundleError, InferenceEngine
 from streams.scoring import BatchScorer, RawRecord
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
             },
         )
 
+    if settings.model_watch_s and settings.model_dir is not None:
+        watch_model(app, engine, settings.model_dir, settings.model_watch_s)
+
     @app.agent(raw, name="score")
     async def score(stream: faust.Stream) -> None:
         async for events in stream.take_events(settings.max_batch, within=within):
@@ -89,6 +93,28 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
                 os._exit(EXIT_UNDELIVERED)
 
     return app
+
+
+def watch_model(app: faust.App, engine: InferenceEngine, model_dir: Path, interval: float) -> None:
+    """Swaps to a new bundle written into model_dir; a refused one is logged once, the old one serves on."""
+    refused: set[str] = set()
+
+    @app.timer(interval=interval)
+    async def check_for_new_model() -> None:
+        try:
+            version = Bundle.open(model_dir, verify=False).version
+        except BundleError:
+            return  # mid-replacement or absent: look again at the next tick
+        if version == engine.version or version in refused:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, engine.reload, model_dir)
+        except BundleError as exc:
+            refused.add(version)
+            log.error(
+                "new model refused; the current one serves on",
+                extra={"refused": version, "serving": engine.version, "reason": str(exc)},
+            )
 
 
 def _json(payload: dict[str, Any]) -> bytes:

@@ -101,3 +101,23 @@ def test_hot_reload_under_load_loses_and_repeats_nothing(tiny_bundle: Path, tmp_
     versions = [v for _, v in results]
     switch = versions.index("tiny-2")
     assert set(versions[:switch]) == {"tiny-1"} and set(versions[switch:]) == {"tiny-2"}
+
+
+def test_dynamic_batcher_gathers_concurrent_requests(tiny_bundle: Path) -> None:
+    import asyncio
+
+    from inference.batcher import DynamicBatcher
+
+    engine = InferenceEngine(tiny_bundle, backend="onnx-fp32")
+    texts = [f"{TEXTS[i % len(TEXTS)]} #{i}" for i in range(100)]
+    direct = engine.predict(texts)
+
+    async def scenario() -> tuple[list, int]:
+        async with DynamicBatcher(engine, max_batch=16, max_wait_s=0.05) as batcher:
+            results = await asyncio.gather(*(batcher.submit(t) for t in texts))
+            return results, batcher.calls
+
+    results, calls = asyncio.run(scenario())
+    assert calls <= 100 // 16 + 2, "concurrent requests share engine calls"
+    for got, want in zip(results, direct, strict=True):
+        assert got.sentiment == want.sentiment and got.topic == want.topic

@@ -53,13 +53,17 @@ class StreamEnv:
 
 
 class WorkerProcess:
-    def __init__(self, stream_env: StreamEnv, name: str):
+    def __init__(self, stream_env: StreamEnv, name: str, **settings: str):
         self.log_path = stream_env.home / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "finsentry", "worker"],
-                env={**os.environ, **stream_env.env},
+                env={
+                    **os.environ,
+                    **stream_env.env,
+                    **{f"FINSENTRY_{k.upper()}": v for k, v in settings.items()},
+                },
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

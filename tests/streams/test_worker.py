@@ -12,6 +12,7 @@ import pytest
 
 from schemas import Contract
 from tests.streams.harness import StreamEnv, TopicReader, WorkerProcess, producer, wait_until
+from tests.tiny_model import build_tiny_bundle
 
 pytestmark = pytest.mark.stack
 
@@ -196,3 +197,49 @@ def assigned_partitions(worker: WorkerProcess) -> set[str]:
 
 def events_in(worker: WorkerProcess) -> int:
     return sum(int(e.get("in", 0)) for e in worker.log_events() if e.get("event") == "batch")
+
+
+def test_worker_swaps_to_a_new_bundle_under_load(stream_env: StreamEnv, tmp_path: Path) -> None:
+    serving = build_tiny_bundle(tmp_path / "serving", seed=1, version="tiny-1")
+    stream_env.model_dir = serving
+    scored = TopicReader(stream_env.bootstrap, stream_env.topic("events.scored"))
+    worker = WorkerProcess(stream_env, "worker", model_watch_s="0.5")
+    sent = [f"evt-{i}" for i in range(4_000)]
+
+    def send_steadily() -> None:
+        out = producer(stream_env.bootstrap)
+        for i, event_id in enumerate(sent):
+            out.send(
+                stream_env.topic("news.raw"), key=event_id.encode(), value=json.dumps(valid_event(i)).encode()
+            )
+            if i % 200 == 199:
+                out.flush()
+                time.sleep(0.2)
+        out.close()
+
+    sender = threading.Thread(target=send_steadily)
+    try:
+        wait_until(lambda: bool(assigned_partitions(worker)), 120, "the worker to join")
+        sender.start()
+        wait_until(lambda: len(scored.records) >= 1_000, 120, "1,000 events on the first model", scored.poll)
+        build_tiny_bundle(serving, seed=2, version="tiny-2")  # written aside, renamed into place
+        wait_until(lambda: len(scored.records) >= len(sent), 180, "every event scored", scored.poll)
+        time.sleep(2)
+        scored.poll()
+    finally:
+        sender.join()
+        worker.stop()
+        scored.close()
+
+    ids = Counter(json.loads(r.value)["id"] for r in scored.records)
+    assert set(ids) == set(sent) and sum(ids.values()) == len(sent), "none lost, none repeated"
+    by_partition: dict[int, list[str]] = {}
+    for record in scored.records:
+        by_partition.setdefault(record.partition, []).append(json.loads(record.value)["model_version"])
+    versions = {v for vs in by_partition.values() for v in vs}
+    assert versions == {"tiny-1", "tiny-2"}
+    for partition_versions in by_partition.values():
+        if "tiny-2" in partition_versions:
+            first_new = partition_versions.index("tiny-2")
+            assert "tiny-1" not in partition_versions[first_new:], "no event goes back to the old model"
+    assert any(e.get("event") == "model swapped" for e in worker.log_events())
