@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from streams.scoring import BatchScorer, RawRecord
 
 log = logging.getLogger(__name__)
 EXIT_UNDELIVERED = 70  # EX_SOFTWARE: a supervisor restarts the worker
+STATS_EVERY_S = 30.0
 
 
 def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
@@ -49,6 +51,14 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
     kinds = {settings.topic_news: "news", settings.topic_comments: "comment"}
     scorer = BatchScorer(engine, kinds, settings.max_message_bytes)
     within = settings.max_wait_ms / 1000
+    totals: Counter[str] = Counter()
+
+    @app.timer(interval=STATS_EVERY_S)
+    async def report_throughput() -> None:
+        if totals:
+            rates = {f"{k}_per_s": round(v / STATS_EVERY_S, 1) for k, v in totals.items()}
+            log.info("throughput", extra={**totals, **rates, "model": engine.version})
+            totals.clear()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **_: Any) -> None:
@@ -63,7 +73,8 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         pending += [await dlq_topic.send(key=None, value=_json(letter)) for letter in result.dead_letters]
         # Wait for the broker to have every output before take_events acks the inputs.
         await asyncio.gather(*pending)
-        log.info(
+        totals.update({"in": len(records), "scored": len(result.scored), "dlq": len(result.dead_letters)})
+        log.debug(
             "batch",
             extra={
                 "in": len(records),

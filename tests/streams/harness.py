@@ -44,6 +44,7 @@ class StreamEnv:
             "FINSENTRY_TOPIC_DLQ": self.topic("events.dlq"),
             "FINSENTRY_CONSUMER_GROUP": f"finsentry-{self.prefix}",
             "FINSENTRY_LOG_JSON": "true",
+            "FINSENTRY_LOG_LEVEL": "DEBUG",  # per-batch lines show which worker did what
             "FINSENTRY_THREADS": "1",
         }
 
