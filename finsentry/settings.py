@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     inference_batch: int = Field(32, ge=1)
     max_length: int = Field(128, ge=8, le=512)
     threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
+    watchlist: Path | None = Field(None, description="YAML or CSV of companies: id, name, tickers, aliases")
     model_watch_s: float = Field(
         5.0, ge=0, description="How often the worker looks for a new bundle; 0: never"
     )

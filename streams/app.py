@@ -20,6 +20,7 @@ import faust
 from finsentry import logs
 from finsentry.settings import Settings
 from inference import Bundle, BundleError, InferenceEngine
+from inference.entities import EntityMatcher, load_watchlist
 from streams.scoring import BatchScorer, RawRecord
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
     scored_topic = app.topic(settings.topic_scored, value_serializer="raw", key_serializer="raw")
     dlq_topic = app.topic(settings.topic_dlq, value_serializer="raw", key_serializer="raw")
     kinds = {settings.topic_news: "news", settings.topic_comments: "comment"}
-    scorer = BatchScorer(engine, kinds, settings.max_message_bytes)
+    watchlist = load_watchlist(settings.watchlist) if settings.watchlist else []
+    scorer = BatchScorer(engine, kinds, settings.max_message_bytes, EntityMatcher(watchlist))
     within = settings.max_wait_ms / 1000
     totals: Counter[str] = Counter()
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inference import InferenceEngine, Prediction
+from inference.entities import EntityMatcher
 from schemas import SCHEMA_VERSION, Contract, ContractError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ def dead_letter(record: RawRecord, code: str, message: str, field_path: str | No
     }
 
 
-def scored_event(kind: str, message: dict[str, Any], prediction: Prediction) -> dict[str, Any]:
+def scored_event(
+    kind: str, message: dict[str, Any], prediction: Prediction, entities: list[dict[str, Any]]
+) -> dict[str, Any]:
     event = {k: v for k, v in message.items() if k != "schema_version"}
     event.update(
         schema_version=SCHEMA_VERSION,
@@ -58,7 +61,7 @@ def scored_event(kind: str, message: dict[str, Any], prediction: Prediction) -> 
         if prediction.topic
         else None,
         sentiment={"label": prediction.sentiment, "probabilities": prediction.sentiment_probs},
-        entities=message.get("entities", []),
+        entities=entities,
         model_version=prediction.model_version,
         processed_at=now_iso(),
     )
@@ -68,8 +71,15 @@ def scored_event(kind: str, message: dict[str, Any], prediction: Prediction) -> 
 class BatchScorer:
     """Validates a batch against its contracts, classifies the valid part in one engine call."""
 
-    def __init__(self, engine: InferenceEngine, kinds_by_topic: dict[str, str], max_message_bytes: int):
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        kinds_by_topic: dict[str, str],
+        max_message_bytes: int,
+        matcher: EntityMatcher | None = None,
+    ):
         self.engine = engine
+        self.matcher = matcher or EntityMatcher([])
         self.contracts = {topic: Contract.of(kind) for topic, kind in kinds_by_topic.items()}
         self.kinds_by_topic = kinds_by_topic
         self.max_message_bytes = max_message_bytes
@@ -108,4 +118,7 @@ class BatchScorer:
             await self._classify(items[middle:], result)
             return
         for (record, message), prediction in zip(items, predictions, strict=True):
-            result.scored.append(scored_event(self.kinds_by_topic[record.topic], message, prediction))
+            entities = self.matcher.enrich(message["text"], message.get("entities", ()))
+            result.scored.append(
+                scored_event(self.kinds_by_topic[record.topic], message, prediction, entities)
+            )

@@ -1,0 +1,65 @@
+"""One micro-batch through validation, the real engine and entity matching, without Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from inference import InferenceEngine, Prediction
+from inference.entities import Company, EntityMatcher
+from schemas import Contract
+from streams.scoring import BatchScorer, RawRecord
+
+KINDS = {"news.raw": "news", "comments.raw": "comment"}
+
+
+def record(offset: int, value: bytes, topic: str = "news.raw") -> RawRecord:
+    return RawRecord(topic, 0, offset, f"k{offset}".encode(), value)
+
+
+def event(i: int, text: str) -> bytes:
+    return json.dumps(
+        {"id": f"e{i}", "source": "wire", "published_at": "2026-11-29T09:00:00Z", "text": text}
+    ).encode()
+
+
+class FailsOnPoison(InferenceEngine):
+    """The real engine, except that any batch holding the word POISON fails, as a model bug would."""
+
+    async def apredict(self, texts: Sequence[str]) -> list[Prediction]:
+        if any("POISON" in t for t in texts):
+            raise RuntimeError("tokenizer exploded")
+        return await super().apredict(texts)
+
+
+def test_valid_invalid_and_entities(tiny_bundle: Path) -> None:
+    matcher = EntityMatcher([Company("helios", "Helios Energy", ("HEL",), ("Helios",))])
+    scorer = BatchScorer(InferenceEngine(tiny_bundle), KINDS, 65_536, matcher)
+    records = [
+        record(0, event(0, "Helios Energy beats estimates; $HEL and $XOM up")),
+        record(1, b"\xff not utf-8"),
+        record(2, event(2, "Forum says sell"), topic="comments.raw"),
+    ]
+    result = asyncio.run(scorer.score(records))
+    assert [e["id"] for e in result.scored] == ["e0", "e2"]
+    assert [e["kind"] for e in result.scored] == ["news", "comment"]
+    assert sorted(x["id"] for x in result.scored[0]["entities"]) == ["$XOM", "helios"]
+    for scored in result.scored:
+        Contract.of("scored").validate(scored)
+    [letter] = result.dead_letters
+    assert letter["error_code"] == "invalid_utf8" and letter["offset"] == 1
+    assert base64.b64decode(letter["original_b64"]) == b"\xff not utf-8"
+    Contract.of("dlq").validate(letter)
+
+
+def test_a_message_that_breaks_the_model_is_isolated(tiny_bundle: Path) -> None:
+    scorer = BatchScorer(FailsOnPoison(tiny_bundle), KINDS, 65_536)
+    records = [record(i, event(i, "POISON pill" if i == 5 else f"Shares rise {i}")) for i in range(12)]
+    result = asyncio.run(scorer.score(records))
+    assert sorted(e["id"] for e in result.scored) == sorted(f"e{i}" for i in range(12) if i != 5)
+    [letter] = result.dead_letters
+    assert (letter["offset"], letter["error_code"]) == (5, "processing_failed")
+    assert "tokenizer exploded" in letter["error"]
