@@ -1,0 +1,1 @@
+"""From scored events to alerts: sentiment windows in Redis (rules, lifecycle and delivery build on them)."""

@@ -1,0 +1,156 @@
+"""Sentiment windows in Redis, by event time, per scope key (entity, topic, source, global).
+
+Each scope key has one hash per time bucket holding count, negative, neutral, positive and the sum
+of scores (P(positive) - P(negative)). A batch is recorded by one Lua script call, which
+
+- skips an event id it has seen before (a replay after a crash never counts twice),
+- skips an event older than the watermark (latest event time seen) minus the allowed lateness,
+  counting it as late instead,
+- expires a bucket the retention after its last write; late events are refused, so old buckets
+  stop being written and memory stays bounded.
+
+A sliding window is the sum of the buckets it covers, read in one pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+SENTIMENT_FIELDS = ("negative", "neutral", "positive")
+
+RECORD_SCRIPT = """
+local prefix, bucket_s = ARGV[1], tonumber(ARGV[2])
+local retention_s, lateness_s = tonumber(ARGV[3]), tonumber(ARGV[4])
+local events = cjson.decode(ARGV[5])
+local watermark_key = prefix .. ':watermark'
+local watermark = tonumber(redis.call('GET', watermark_key) or '-1e18')
+local counted, duplicates, late = 0, 0, 0
+for _, e in ipairs(events) do
+  if redis.call('SET', prefix .. ':seen:' .. e.id, 1, 'NX', 'EX', retention_s) == false then
+    duplicates = duplicates + 1
+  else
+    if e.t > watermark then watermark = e.t end
+    if e.t < watermark - lateness_s then
+      late = late + 1
+    else
+      local bucket = math.floor(e.t / bucket_s) * bucket_s
+      for _, key in ipairs(e.keys) do
+        local hash = prefix .. ':w:' .. key .. ':' .. bucket
+        redis.call('HINCRBY', hash, 'count', 1)
+        redis.call('HINCRBY', hash, e.s, 1)
+        redis.call('HINCRBYFLOAT', hash, 'score', e.score)
+        redis.call('EXPIRE', hash, retention_s)
+      end
+      counted = counted + 1
+    end
+  end
+end
+redis.call('SET', watermark_key, tostring(watermark))
+return {counted, duplicates, late}
+"""
+
+
+@dataclass(frozen=True)
+class WindowEvent:
+    id: str
+    event_time: float  # seconds since the epoch
+    sentiment: str
+    score: float
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    counted: int
+    duplicates: int
+    late: int
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    count: int
+    negative: int
+    neutral: int
+    positive: int
+    score_sum: float
+
+    @property
+    def negative_ratio(self) -> float:
+        return self.negative / self.count if self.count else 0.0
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.count if self.count else 0.0
+
+
+def scope_keys(entities: Iterable[str], topic: str | None, source: str) -> tuple[str, ...]:
+    keys = [f"entity:{e}" for e in entities]
+    if topic:
+        keys.append(f"topic:{topic}")
+    keys += [f"source:{source}", "global:all"]
+    return tuple(keys)
+
+
+class WindowStore:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "fs",
+        bucket_s: int = 60,
+        retention_s: int = 2 * 86_400,
+        lateness_s: int = 300,
+    ):
+        if retention_s < lateness_s:
+            raise ValueError("retention must be at least the allowed lateness")
+        self.client = client
+        self.prefix = prefix
+        self.bucket_s = bucket_s
+        self.retention_s = retention_s
+        self.lateness_s = lateness_s
+        self._record = client.register_script(RECORD_SCRIPT)
+
+    def record(self, events: Sequence[WindowEvent]) -> RecordResult:
+        if not events:
+            return RecordResult(0, 0, 0)
+        payload = json.dumps(
+            [
+                {"id": e.id, "t": e.event_time, "s": e.sentiment, "score": e.score, "keys": list(e.keys)}
+                for e in events
+            ]
+        )
+        counted, duplicates, late = self._record(
+            args=[self.prefix, self.bucket_s, self.retention_s, self.lateness_s, payload]
+        )
+        return RecordResult(int(counted), int(duplicates), int(late))
+
+    def buckets(self, window_s: int, now: float) -> list[int]:
+        """Bucket starts of the window (now - window_s, now], oldest first."""
+        last = math.floor(now / self.bucket_s) * self.bucket_s
+        first = math.floor((now - window_s) / self.bucket_s + 1) * self.bucket_s
+        return list(range(first, last + 1, self.bucket_s))
+
+    def read_many(self, keys: Sequence[str], window_s: int, now: float) -> dict[str, WindowFigures]:
+        starts = self.buckets(window_s, now)
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            for start in starts:
+                pipe.hgetall(f"{self.prefix}:w:{key}:{start}")
+        replies = pipe.execute()
+        figures = {}
+        for i, key in enumerate(keys):
+            totals = {"count": 0, "negative": 0, "neutral": 0, "positive": 0}
+            score = 0.0
+            for reply in replies[i * len(starts) : (i + 1) * len(starts)]:
+                for name in totals:
+                    totals[name] += int(reply.get(name.encode(), 0))
+                score += float(reply.get(b"score", 0.0))
+            figures[key] = WindowFigures(score_sum=score, **totals)
+        return figures
+
+    def read(self, key: str, window_s: int, now: float) -> WindowFigures:
+        return self.read_many([key], window_s, now)[key]
