@@ -51,6 +51,10 @@ class Settings(BaseSettings):
 
     # Redis and SQL
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "fs"
+    window_bucket_s: int = Field(60, ge=1)
+    window_retention_s: int = Field(2 * 86_400, ge=60)
+    window_lateness_s: int = Field(300, ge=0)
     database_url: str = ""
 
     # Stream processing

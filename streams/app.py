@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import redis
 
+from alerts.windows import WindowStore
 from finsentry import logs
 from finsentry.settings import Settings
 from inference import Bundle, BundleError, InferenceEngine
 from inference.entities import EntityMatcher, load_watchlist
-from streams.scoring import BatchScorer, RawRecord
+from streams.scoring import BatchScorer, RawRecord, window_event
 
 log = logging.getLogger(__name__)
 EXIT_UNDELIVERED = 70  # EX_SOFTWARE: a supervisor restarts the worker
@@ -67,8 +69,21 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         inputs = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned if tp.topic in settings.input_topics)
         log.info("partitions assigned", extra={"partitions": ",".join(inputs), "count": len(inputs)})
 
+    windows = WindowStore(
+        redis.Redis.from_url(settings.redis_url),
+        prefix=settings.redis_prefix,
+        bucket_s=settings.window_bucket_s,
+        retention_s=settings.window_retention_s,
+        lateness_s=settings.window_lateness_s,
+    )
+
     async def publish(records: list[RawRecord]) -> None:
         result = await scorer.score(records)
+        # Windows first: a crash before the ack replays the batch, and the store skips ids it has seen.
+        recorded = await asyncio.get_running_loop().run_in_executor(
+            None, windows.record, [window_event(e) for e in result.scored]
+        )
+        totals.update({"late": recorded.late, "replayed": recorded.duplicates})
         pending = [
             await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
         ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.windows import WindowEvent, scope_keys
 from inference import InferenceEngine, Prediction
 from inference.entities import EntityMatcher
 from schemas import SCHEMA_VERSION, Contract, ContractError
@@ -29,6 +30,25 @@ class RawRecord:
 class BatchResult:
     scored: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+
+def window_event(event: dict[str, Any]) -> WindowEvent:
+    """What the sentiment windows need of a scored event."""
+    published = datetime.fromisoformat(event["published_at"].replace("Z", "+00:00"))
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    probabilities = event["sentiment"]["probabilities"]
+    return WindowEvent(
+        id=event["id"],
+        event_time=published.timestamp(),
+        sentiment=event["sentiment"]["label"],
+        score=probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0),
+        keys=scope_keys(
+            [e["id"] for e in event["entities"]],
+            event["topic"]["label"] if event["topic"] else None,
+            event["source"],
+        ),
+    )
 
 
 def now_iso() -> str:

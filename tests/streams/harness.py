@@ -25,6 +25,7 @@ class StreamEnv:
     """Topic names unique to one test, so tests share a broker without seeing each other's data."""
 
     bootstrap: str
+    redis_url: str
     model_dir: Path
     home: Path
     prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -36,6 +37,8 @@ class StreamEnv:
     def env(self) -> dict[str, str]:
         return {
             "FINSENTRY_KAFKA_BOOTSTRAP": self.bootstrap,
+            "FINSENTRY_REDIS_URL": self.redis_url,
+            "FINSENTRY_REDIS_PREFIX": self.prefix,
             "FINSENTRY_MODEL_DIR": str(self.model_dir),
             "FINSENTRY_HOME": str(self.home),
             "FINSENTRY_TOPIC_NEWS": self.topic("news.raw"),

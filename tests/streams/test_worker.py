@@ -6,10 +6,13 @@ import json
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis
 
+from alerts.windows import WindowStore
 from schemas import Contract
 from tests.streams.harness import StreamEnv, TopicReader, WorkerProcess, producer, wait_until
 from tests.tiny_model import build_tiny_bundle
@@ -53,8 +56,8 @@ def malformed_bytes(i: int, kind: str) -> bytes:
 
 
 @pytest.fixture()
-def stream_env(kafka_bootstrap: str, tiny_bundle: Path, tmp_path: Path) -> StreamEnv:
-    env = StreamEnv(kafka_bootstrap, tiny_bundle, tmp_path)
+def stream_env(kafka_bootstrap: str, redis_url: str, tiny_bundle: Path, tmp_path: Path) -> StreamEnv:
+    env = StreamEnv(kafka_bootstrap, redis_url, tiny_bundle, tmp_path)
     env.create_topics(partitions=4)
     return env
 
@@ -142,6 +145,19 @@ def test_10k_events_with_malformed_and_sigkill_restart(stream_env: StreamEnv) ->
     for letter in letters.values():
         dlq_contract.validate(letter)
         assert letter["error"], "every dead letter says why"
+
+    # The Redis windows count each unique event once, although the kill replayed some of them.
+    store = WindowStore(redis.Redis.from_url(stream_env.redis_url), prefix=stream_env.prefix)
+    now = datetime.fromisoformat("2026-11-29T09:30:30+00:00").timestamp()
+    windows = store.read_many(["global:all", "source:wire", "source:forum"], 3_600, now)
+    forum = sum(1 for i in range(total) if i % 10 == 0 and i % bad_every != bad_every // 2)
+    assert windows["global:all"].count == 9_800
+    assert (windows["source:forum"].count, windows["source:wire"].count) == (forum, 9_800 - forum)
+    by_sentiment = Counter(v["sentiment"]["label"] for v in {v["id"]: v for v in scored_values}.values())
+    figures = windows["global:all"]
+    assert (figures.negative, figures.neutral, figures.positive) == tuple(
+        by_sentiment[s] for s in ("negative", "neutral", "positive")
+    )
 
 
 def test_two_workers_share_partitions_and_take_over(stream_env: StreamEnv) -> None:
