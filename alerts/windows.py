@@ -134,23 +134,40 @@ class WindowStore:
         first = math.floor((now - window_s) / self.bucket_s + 1) * self.bucket_s
         return list(range(first, last + 1, self.bucket_s))
 
-    def read_many(self, keys: Sequence[str], window_s: int, now: float) -> dict[str, WindowFigures]:
-        starts = self.buckets(window_s, now)
+    def read_series(
+        self, keys: Sequence[str], window_s: int, periods: int, now: float
+    ) -> dict[str, list[WindowFigures]]:
+        """For each key, `periods` consecutive windows ending at now, oldest first, in one pipeline."""
+        starts = self.buckets(window_s * periods, now)
+        per_window = max(1, len(starts) // periods)
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             for start in starts:
                 pipe.hgetall(f"{self.prefix}:w:{key}:{start}")
         replies = pipe.execute()
-        figures = {}
+        series: dict[str, list[WindowFigures]] = {}
         for i, key in enumerate(keys):
-            totals = {"count": 0, "negative": 0, "neutral": 0, "positive": 0}
-            score = 0.0
-            for reply in replies[i * len(starts) : (i + 1) * len(starts)]:
-                for name in totals:
-                    totals[name] += int(reply.get(name.encode(), 0))
-                score += float(reply.get(b"score", 0.0))
-            figures[key] = WindowFigures(score_sum=score, **totals)
-        return figures
+            rows = replies[i * len(starts) : (i + 1) * len(starts)]
+            # The newest window gets exactly its buckets; any remainder falls to the oldest one.
+            cut = len(rows) - per_window * (periods - 1)
+            groups = [rows[:cut]] + [
+                rows[cut + j * per_window : cut + (j + 1) * per_window] for j in range(periods - 1)
+            ]
+            series[key] = [_sum(group) for group in groups]
+        return series
+
+    def read_many(self, keys: Sequence[str], window_s: int, now: float) -> dict[str, WindowFigures]:
+        return {key: figures[-1] for key, figures in self.read_series(keys, window_s, 1, now).items()}
 
     def read(self, key: str, window_s: int, now: float) -> WindowFigures:
         return self.read_many([key], window_s, now)[key]
+
+
+def _sum(replies: Sequence[dict[bytes, bytes]]) -> WindowFigures:
+    totals = {"count": 0, "negative": 0, "neutral": 0, "positive": 0}
+    score = 0.0
+    for reply in replies:
+        for name in totals:
+            totals[name] += int(reply.get(name.encode(), 0))
+        score += float(reply.get(b"score", 0.0))
+    return WindowFigures(score_sum=score, **totals)
