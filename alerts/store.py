@@ -56,6 +56,7 @@ class NotificationRow(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
