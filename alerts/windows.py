@@ -23,6 +23,8 @@ import redis
 
 SENTIMENT_FIELDS = ("negative", "neutral", "positive")
 
+EVIDENCE_KEPT = 50  # negative items kept per scope key, newest first, for an alert's "evidence"
+
 RECORD_SCRIPT = """
 local prefix, bucket_s = ARGV[1], tonumber(ARGV[2])
 local retention_s, lateness_s = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -45,6 +47,12 @@ for _, e in ipairs(events) do
         redis.call('HINCRBY', hash, e.s, 1)
         redis.call('HINCRBYFLOAT', hash, 'score', e.score)
         redis.call('EXPIRE', hash, retention_s)
+        if e.ev then
+          local evidence = prefix .. ':ev:' .. key
+          redis.call('LPUSH', evidence, e.ev)
+          redis.call('LTRIM', evidence, 0, EVIDENCE_KEPT - 1)
+          redis.call('EXPIRE', evidence, retention_s)
+        end
       end
       counted = counted + 1
     end
@@ -52,7 +60,7 @@ for _, e in ipairs(events) do
 end
 redis.call('SET', watermark_key, tostring(watermark))
 return {counted, duplicates, late}
-"""
+""".replace("EVIDENCE_KEPT", str(EVIDENCE_KEPT))
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class WindowEvent:
     sentiment: str
     score: float
     keys: tuple[str, ...]
+    evidence: dict[str, object] | None = None  # {id, text, url, negative} for negative items
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class WindowStore:
         payload = json.dumps(
             [
                 {"id": e.id, "t": e.event_time, "s": e.sentiment, "score": e.score, "keys": list(e.keys)}
+                | ({"ev": json.dumps({**e.evidence, "t": e.event_time})} if e.evidence else {})
                 for e in events
             ]
         )
@@ -161,6 +171,12 @@ class WindowStore:
 
     def read(self, key: str, window_s: int, now: float) -> WindowFigures:
         return self.read_many([key], window_s, now)[key]
+
+    def evidence(self, key: str, window_s: int, now: float, top: int = 3) -> list[dict[str, object]]:
+        """The most negative items of the window for this key (from the newest EVIDENCE_KEPT)."""
+        items = [json.loads(raw) for raw in self.client.lrange(f"{self.prefix}:ev:{key}", 0, -1)]
+        recent = [i for i in items if now - window_s < i.pop("t") <= now]
+        return sorted(recent, key=lambda i: -float(i.get("negative", 0)))[:top]
 
 
 def _sum(replies: Sequence[dict[bytes, bytes]]) -> WindowFigures:

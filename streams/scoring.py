@@ -38,6 +38,15 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
     probabilities = event["sentiment"]["probabilities"]
+    evidence = None
+    if event["sentiment"]["label"] == "negative":
+        evidence = {
+            "id": event["id"],
+            "text": event["text"][:500],
+            "negative": probabilities.get("negative", 0.0),
+        }
+        if event.get("url"):
+            evidence["url"] = event["url"]
     return WindowEvent(
         id=event["id"],
         event_time=published.timestamp(),
@@ -48,6 +57,7 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
             event["topic"]["label"] if event["topic"] else None,
             event["source"],
         ),
+        evidence=evidence,
     )
 
 

@@ -113,3 +113,29 @@ def test_buckets_expire_and_ratios(client: redis.Redis) -> None:
     assert figures.mean_score == pytest.approx(-0.2)
     ttls = [client.ttl(k) for k in client.scan_iter(f"{store.prefix}:w:*")]
     assert ttls and all(0 < ttl <= 400 for ttl in ttls), "every bucket expires"
+
+
+def test_evidence_is_the_most_negative_items_of_the_window(client: redis.Redis) -> None:
+    store = WindowStore(client, prefix=f"t{uuid.uuid4().hex[:8]}")
+    texts = {"a": 0.95, "b": 0.6, "c": 0.99, "d": 0.7}
+    store.record(
+        [
+            WindowEvent(
+                i, BASE + n, "negative", -p, ("entity:acme",), {"id": i, "text": f"text {i}", "negative": p}
+            )
+            for n, (i, p) in enumerate(texts.items())
+        ]
+    )
+    store.record(
+        [
+            WindowEvent(
+                "old",
+                BASE - 2_000,
+                "negative",
+                -1,
+                ("entity:acme",),
+                {"id": "old", "text": "x", "negative": 1.0},
+            )
+        ]
+    )
+    assert [e["id"] for e in store.evidence("entity:acme", 900, BASE + 60)] == ["c", "a", "d"]
