@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.evaluate import Evaluation
 from alerts.store import AlertRow, NotificationRow, SilenceRow
 
 log = logging.getLogger(__name__)
-Evidence = Callable[[str], list[dict[str, Any]]]
+Evidence = Callable[[str, int], list[dict[str, Any]]]  # (scope key, window seconds) -> items
 
 
 def utcnow() -> datetime:
@@ -80,23 +81,35 @@ def alert_message(alert: AlertRow, status: str, evidence: list[dict[str, Any]]) 
 class AlertLifecycle:
     def __init__(self, engine: Engine, evidence: Evidence | None = None):
         self.engine = engine
-        self.evidence = evidence or (lambda _key: [])
+        self.evidence = evidence or (lambda _key, _window: [])
 
     def apply(self, evaluations: Sequence[Evaluation], now: datetime | None = None) -> list[Transition]:
         now = now or utcnow()
+        for attempt in range(3):
+            try:
+                return self._apply_once(evaluations, now)
+            except IntegrityError:
+                # Another worker created the same alert first; run again on top of its row.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _apply_once(self, evaluations: Sequence[Evaluation], now: datetime) -> list[Transition]:
         transitions: list[Transition] = []
         outgoing: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         with Session(self.engine) as session, session.begin():
             keys = [f"{e.rule.name}|{e.scope_key}" for e in evaluations]
-            rows = {
-                r.dedup_key: r for r in session.scalars(select(AlertRow).where(AlertRow.dedup_key.in_(keys)))
-            }
+            # Locked for the transaction, so two workers evaluating one key cannot both fire it.
+            query = select(AlertRow).where(AlertRow.dedup_key.in_(keys)).with_for_update()
+            rows = {r.dedup_key: r for r in session.scalars(query)}
             silences = list(
                 session.scalars(
                     select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now)
                 )
             )
             for evaluation, key in zip(evaluations, keys, strict=True):
+                if key not in rows and not evaluation.active:
+                    continue  # nothing to remember about a rule that holds nowhere
                 alert = rows.get(key) or self._new(session, evaluation, key, now)
                 before = alert.state
                 notify = self._step(alert, evaluation, now)
@@ -111,7 +124,7 @@ class AlertLifecycle:
                     message = alert_message(
                         alert,
                         "resolved" if notify == "resolved" else "firing",
-                        self.evidence(alert.scope_key),
+                        self.evidence(alert.scope_key, evaluation.rule.window_s),
                     )
                     for receiver in evaluation.rule.receivers:
                         outgoing[receiver, notify].append(message)

@@ -20,6 +20,13 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            connection.isolation_level = None  # transactions are begun below, not by the driver
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            # Take the write lock when the transaction starts, not at its first write: two processes
+            # then never both read a row and both act on what they read (SQLite has no FOR UPDATE).
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

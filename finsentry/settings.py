@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     max_length: int = Field(128, ge=8, le=512)
     threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
     watchlist: Path | None = Field(None, description="YAML or CSV of companies: id, name, tickers, aliases")
+    rules: Path | None = Field(None, description="Alert rules YAML; the shipped defaults when unset")
+    receivers: Path | None = Field(
+        None, description="Receivers YAML (slack, webhook, kafka); URLs via ${ENV}"
+    )
+    alert_tick_s: float = Field(5.0, gt=0, description="How often open alerts are re-evaluated")
     model_watch_s: float = Field(
         5.0, ge=0, description="How often the worker looks for a new bundle; 0: never"
     )

@@ -18,8 +18,11 @@ from typing import Any
 import faust
 import redis
 
-from alerts.windows import WindowStore
+from alerts.monitor import AlertMonitor, default_rules
+from alerts.rules import load_rules
+from alerts.windows import RecordResult, WindowStore
 from finsentry import logs
+from finsentry.db import make_engine
 from finsentry.settings import Settings
 from inference import Bundle, BundleError, InferenceEngine
 from inference.entities import EntityMatcher, load_watchlist
@@ -77,12 +80,27 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         lateness_s=settings.window_lateness_s,
     )
 
+    monitor = AlertMonitor(
+        windows,
+        load_rules(settings.rules) if settings.rules else default_rules(),
+        make_engine(settings.effective_database_url),
+    )
+
+    def record_and_check(scored: list[dict[str, Any]]) -> RecordResult:
+        events = [window_event(e) for e in scored]
+        recorded = windows.record(events)
+        monitor.check({key for event in events for key in event.keys})
+        return recorded
+
+    @app.timer(interval=settings.alert_tick_s)
+    async def alert_tick() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, monitor.tick)
+
     async def publish(records: list[RawRecord]) -> None:
         result = await scorer.score(records)
-        # Windows first: a crash before the ack replays the batch, and the store skips ids it has seen.
-        recorded = await asyncio.get_running_loop().run_in_executor(
-            None, windows.record, [window_event(e) for e in result.scored]
-        )
+        # Windows and alerts first: a crash before the ack replays the batch, and the window store
+        # skips ids it has seen, so nothing is counted twice.
+        recorded = await asyncio.get_running_loop().run_in_executor(None, record_and_check, result.scored)
         totals.update({"late": recorded.late, "replayed": recorded.duplicates})
         pending = [
             await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
