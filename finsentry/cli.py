@@ -418,3 +418,84 @@ def bench_stream(
         str(result.max_batch),
     )
     console.print(table)
+
+
+@app.command()
+def dispatch() -> None:
+    """Deliver the alert outbox to the receivers (FINSENTRY_RECEIVERS) until stopped."""
+    import signal
+    import threading
+
+    from alerts.dispatcher import Dispatcher
+    from alerts.notifiers import load_receivers
+    from alerts.store import Base
+    from finsentry.db import make_engine
+
+    settings = get_settings()
+    if settings.receivers is None:
+        raise typer.BadParameter("set FINSENTRY_RECEIVERS to a receivers YAML file")
+    engine = make_engine(settings.effective_database_url)
+    Base.metadata.create_all(engine)
+    notifiers = load_receivers(settings.receivers, settings.kafka_bootstrap)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(f"dispatching to {', '.join(notifiers) or 'no receivers'}")
+    Dispatcher(engine, notifiers).run(stop)
+
+
+silence_app = typer.Typer(
+    help="Hold alerts back: silences with matchers and an expiry.", no_args_is_help=True
+)
+app.add_typer(silence_app, name="silence")
+
+
+@silence_app.command("add")
+def silence_add(
+    matcher: Annotated[
+        list[str], typer.Option(help="NAME=VALUE over rule, scope, scope_key, severity, labels")
+    ],
+    duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1d")] = "2h",
+    by: Annotated[str, typer.Option(help="Who silences")] = os.environ.get("USER", "unknown"),
+    comment: Annotated[str, typer.Option(help="Why")] = "",
+) -> None:
+    """Silence the alerts that match every matcher, for a while."""
+    from datetime import timedelta
+
+    from alerts.rules import parse_duration
+    from alerts.silences import add_silence, parse_matchers
+    from finsentry.db import make_engine
+
+    try:
+        matchers, seconds = parse_matchers(matcher), parse_duration(duration)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    engine = make_engine(get_settings().effective_database_url)
+    silence_id = add_silence(engine, matchers, timedelta(seconds=seconds), by, comment)
+    print(silence_id)
+
+
+@silence_app.command("list")
+def silence_list() -> None:
+    """Active and upcoming silences."""
+    from alerts.silences import active_silences
+    from finsentry.db import make_engine
+
+    table = Table(title="silences")
+    for column in ("id", "matchers", "ends (UTC)", "by", "comment"):
+        table.add_column(column)
+    for s in active_silences(make_engine(get_settings().effective_database_url)):
+        matchers = ", ".join(f"{k}={v}" for k, v in s.matchers.items())
+        table.add_row(s.id, matchers, s.ends_at.strftime("%Y-%m-%d %H:%M"), s.created_by, s.comment)
+    console.print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: str) -> None:
+    """End a silence now."""
+    from alerts.silences import expire_silence
+    from finsentry.db import make_engine
+
+    if not expire_silence(make_engine(get_settings().effective_database_url), silence_id):
+        console.print(f"[red]no silence {silence_id}[/]")
+        raise typer.Exit(1)

@@ -33,7 +33,7 @@ class LocalStack:
         self.settings = settings
         self.worker_log = worker_log
         self._started: list[Stoppable] = []
-        self._worker: subprocess.Popen[bytes] | None = None
+        self._processes: list[subprocess.Popen[bytes]] = []
         self._worker_out: IO[bytes] | None = None
 
     def start(self, with_worker: bool = True) -> None:
@@ -66,30 +66,34 @@ class LocalStack:
             self.start_worker()
 
     def start_worker(self) -> None:
+        """The stream worker, and the alert dispatcher when receivers are configured."""
         env = {**os.environ, **worker_environment(self.settings)}
         out = None
         if self.worker_log:
             self.worker_log.parent.mkdir(parents=True, exist_ok=True)
             out = self._worker_out = self.worker_log.open("ab")
-        self._worker = subprocess.Popen(
-            [sys.executable, "-m", "finsentry", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-        )
-
-    def worker_alive(self) -> bool:
-        return self._worker is not None and self._worker.poll() is None
+        commands = [["worker"]] + ([["dispatch"]] if self.settings.receivers else [])
+        for command in commands:
+            self._processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "finsentry", *command],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT if out else None,
+                )
+            )
 
     def wait(self) -> None:
-        """Blocks until the worker exits (or forever without one); Ctrl-C ends it."""
-        while self._worker is None or self._worker.poll() is None:
+        """Blocks until a process exits (or forever without one); Ctrl-C ends it."""
+        while all(p.poll() is None for p in self._processes):
             time.sleep(0.5)
-        raise ServiceError(f"the worker exited with {self._worker.returncode}")
+        exited = next(p for p in self._processes if p.poll() is not None)
+        raise ServiceError(f"{' '.join(map(str, exited.args[2:]))} exited with {exited.returncode}")
 
     def stop(self) -> None:
-        if self._worker:
-            terminate(self._worker, timeout=60)
+        for process in self._processes:
+            terminate(process, timeout=60)
+        self._processes.clear()
         if self._worker_out:
             self._worker_out.close()
         for service in reversed(self._started):
@@ -98,24 +102,11 @@ class LocalStack:
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
-    """The settings a worker process needs, as FINSENTRY_* variables."""
-    names = (
-        "home",
-        "kafka_bootstrap",
-        "redis_url",
-        "database_url",
-        "model_dir",
-        "backend",
-        "device",
-        "topic_news",
-        "topic_comments",
-        "topic_scored",
-        "topic_dlq",
-        "consumer_group",
-        "log_level",
-    )
-    values = settings.model_dump()
-    return {f"FINSENTRY_{n.upper()}": str(values[n]) for n in names if values.get(n) not in (None, "")}
+    """The whole settings object as FINSENTRY_* variables, so child processes see what this one sees."""
+    values = settings.model_dump(exclude={"config"})
+    return {
+        f"FINSENTRY_{name.upper()}": str(value) for name, value in values.items() if value not in (None, "")
+    }
 
 
 def _port(address: str, default: int) -> int:

@@ -57,12 +57,12 @@ class StreamEnv:
 
 
 class WorkerProcess:
-    def __init__(self, stream_env: StreamEnv, name: str, **settings: str):
+    def __init__(self, stream_env: StreamEnv, name: str, command: str = "worker", **settings: str):
         self.log_path = stream_env.home / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "finsentry", "worker"],
+                [sys.executable, "-m", "finsentry", command],
                 env={
                     **os.environ,
                     **stream_env.env,
