@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 
 from finsentry.settings import Settings
+from finsentry.slack_standin import SlackStandIn
 from finsentry.stack import LocalStack
 from inference import Bundle, BundleError
 
@@ -129,28 +133,97 @@ def show(
         console.print(f"model {scored[0]['model_version']}")
 
 
+def sample_file(name: str) -> Path:
+    return Path(str(resources.files("finsentry.sample").joinpath(name)))
+
+
+def demo_settings(settings: Settings, model: Path) -> Settings:
+    """The demo's watchlist, short-window rules and a Slack receiver, unless the settings name others."""
+    receivers = settings.home / "demo" / "receivers.yaml"
+    receivers.parent.mkdir(parents=True, exist_ok=True)
+    receivers.write_text("receivers:\n  slack: {type: slack, url: '${FINSENTRY_DEMO_SLACK_URL}'}\n")
+    return settings.model_copy(
+        update={
+            "model_dir": model,
+            "watchlist": settings.watchlist or sample_file("watchlist.yaml"),
+            "rules": settings.rules or sample_file("demo_rules.yaml"),
+            "receivers": receivers,
+            "alert_tick_s": min(settings.alert_tick_s, 2.0),
+            "window_bucket_s": min(settings.window_bucket_s, 5),
+        }
+    )
+
+
+def inject_burst(settings: Settings, run_id: str) -> None:
+    """Negative news about one company, a few a second, with the current time."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    lines = sample_file("burst.txt").read_text(encoding="utf-8").splitlines()
+    for i, text in enumerate(line for line in lines if line.strip()):
+        event = {
+            "id": f"{run_id}-burst-{i}",
+            "source": "wire",
+            "text": text,
+            "published_at": datetime.now(UTC).isoformat(),
+            "url": f"https://news.example/{run_id}/{i}",
+        }
+        producer.send(settings.topic_news, key=event["id"].encode(), value=json.dumps(event).encode())
+        producer.flush()
+        time.sleep(0.3)
+    producer.close()
+
+
+def show_slack(console: Console, message: dict[str, Any]) -> None:
+    lines = []
+    for block in message.get("blocks", []):
+        if block["type"] == "section":
+            lines.append(block["text"]["text"])
+        elif block["type"] == "context":
+            lines.extend(e["text"] for e in block["elements"])
+    console.print(Panel("\n".join(lines), title="Slack (local receiver)", border_style="red"))
+
+
+def wait_for(slack: SlackStandIn, count: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while len(slack.accepted) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return len(slack.accepted) >= count
+
+
 def run_demo(settings: Settings, console: Console, timeout: float = 180.0) -> int:
-    model = ensure_model(settings, console)
-    settings = settings.model_copy(update={"model_dir": model})
-    stack = LocalStack(settings, worker_log=settings.home / "demo" / "worker.log")
-    console.print("[bold]starting Kafka, Redis and the worker[/] (first start formats Kafka's storage)")
-    try:
-        stack.start()
-        run_id = f"demo-{uuid.uuid4().hex[:6]}"
-        since_ms = int(time.time() * 1000) - 1000
-        started = time.perf_counter()
-        sent = replay(settings, run_id)
-        console.print(
-            f"replayed {len(sent)} events (+2 malformed) to {settings.topic_news} / {settings.topic_comments}"
-        )
-        scored, letters = collect(settings, sent, since_ms, timeout)
-        show(console, scored, letters, time.perf_counter() - started)
-        if len(scored) < len(sent):
+    settings = demo_settings(settings, ensure_model(settings, console))
+    with SlackStandIn() as slack:
+        os.environ["FINSENTRY_DEMO_SLACK_URL"] = slack.url
+        stack = LocalStack(settings, worker_log=settings.home / "demo" / "worker.log")
+        console.print("[bold]starting Kafka, Redis, the worker and the alert dispatcher[/]")
+        try:
+            stack.start()
+            run_id = f"demo-{uuid.uuid4().hex[:6]}"
+            since_ms = int(time.time() * 1000) - 1000
+            started = time.perf_counter()
+            sent = replay(settings, run_id)
             console.print(
-                f"[red]only {len(scored)} of {len(sent)} events were scored in {timeout:.0f}s;"
-                f" see {stack.worker_log}[/]"
+                f"replayed {len(sent)} events (+2 malformed) to {settings.topic_news} / "
+                f"{settings.topic_comments}"
             )
-            return 1
-        return 0
-    finally:
-        stack.stop()
+            scored, letters = collect(settings, sent, since_ms, timeout)
+            show(console, scored, letters, time.perf_counter() - started)
+            if len(scored) < len(sent):
+                console.print(
+                    f"[red]only {len(scored)} of {len(sent)} events were scored in {timeout:.0f}s;"
+                    f" see {stack.worker_log}[/]"
+                )
+                return 1
+            console.print("[bold]injecting a burst of negative news about Northwind Bank[/]")
+            burst_at = time.perf_counter()
+            inject_burst(settings, run_id)
+            if not wait_for(slack, 1, 60):
+                console.print("[yellow]no alert fired: the model did not find the burst negative enough[/]")
+                return 0
+            console.print(f"alert delivered {time.perf_counter() - burst_at:.1f}s after the burst began")
+            show_slack(console, slack.accepted[0])
+            console.print("waiting for the window to clear (about a minute) ...")
+            if wait_for(slack, 2, 120):
+                show_slack(console, slack.accepted[1])
+            return 0
+        finally:
+            stack.stop()

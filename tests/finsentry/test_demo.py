@@ -15,7 +15,14 @@ pytestmark = pytest.mark.stack
 
 
 def test_demo_replays_the_sample_and_shows_scores_and_dead_letters(tiny_bundle: Path, tmp_path: Path) -> None:
+    # The tiny random model's sentiment is noise, so the alert rule here counts items instead.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {name: burst, scope: entity, window: 10s, condition: count >= 6, receivers: [slack]}\n"
+    )
     env = {
+        "FINSENTRY_RULES": str(rules),
+        "FINSENTRY_WINDOW_BUCKET_S": "1",
         "FINSENTRY_HOME": str(tmp_path / "home"),
         "FINSENTRY_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "FINSENTRY_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
@@ -29,3 +36,6 @@ def test_demo_replays_the_sample_and_shows_scores_and_dead_letters(tiny_bundle: 
     assert "events.dlq: 2 dead letters" in result.output
     assert "missing_field" in result.output and "invalid_json" in result.output
     assert rows[0]["text"][:40] in result.output
+    assert "Slack (local receiver)" in result.output
+    assert "burst" in result.output and "northwind-bank" in result.output
+    assert "Resolved: burst" in result.output
