@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -12,9 +13,11 @@ from sqlalchemy import Engine
 
 from alerts.evaluate import RuleEvaluator
 from alerts.lifecycle import AlertLifecycle, Transition
-from alerts.rules import Rule, load_rules
+from alerts.rules import Rule, RulesError, load_rules
 from alerts.store import Base
 from alerts.windows import WindowStore
+
+log = logging.getLogger(__name__)
 
 
 def default_rules() -> list[Rule]:
@@ -23,9 +26,13 @@ def default_rules() -> list[Rule]:
 
 
 class AlertMonitor:
-    def __init__(self, windows: WindowStore, rules: Sequence[Rule], engine: Engine):
+    def __init__(
+        self, windows: WindowStore, rules: Sequence[Rule], engine: Engine, rules_file: Path | None = None
+    ):
         Base.metadata.create_all(engine)
         self.evaluator = RuleEvaluator(windows, rules)
+        self.rules_file = rules_file
+        self._rules_mtime = rules_file.stat().st_mtime if rules_file else None
         self.lifecycle = AlertLifecycle(
             engine, evidence=lambda key, window_s: windows.evidence(key, window_s, time.time())
         )
@@ -37,5 +44,22 @@ class AlertMonitor:
         return self.lifecycle.apply(evaluations, datetime.fromtimestamp(now, UTC).replace(tzinfo=None))
 
     def tick(self, now: float | None = None) -> list[Transition]:
-        """Re-evaluates open alerts, so that they resolve when their events stop coming."""
+        """Reloads a changed rules file, then re-evaluates open alerts so they resolve when events stop."""
+        self.reload_rules_if_changed()
         return self.check(self.lifecycle.open_scope_keys(), now)
+
+    def reload_rules_if_changed(self) -> bool:
+        """A file that fails validation is reported and the rules in force stay."""
+        if self.rules_file is None:
+            return False
+        try:
+            mtime = self.rules_file.stat().st_mtime
+            if mtime == self._rules_mtime:
+                return False
+            self._rules_mtime = mtime
+            self.evaluator.rules = load_rules(self.rules_file)
+        except (OSError, RulesError) as exc:
+            log.error("rules not reloaded; the previous rules stay", extra={"reason": str(exc)})
+            return False
+        log.info("rules reloaded", extra={"rules": len(self.evaluator.rules)})
+        return True

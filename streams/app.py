@@ -84,6 +84,7 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         windows,
         load_rules(settings.rules) if settings.rules else default_rules(),
         make_engine(settings.effective_database_url),
+        rules_file=settings.rules,
     )
 
     def record_and_check(scored: list[dict[str, Any]]) -> RecordResult:
