@@ -8,6 +8,7 @@ COPY streams streams
 COPY inference inference
 COPY training training
 COPY schemas schemas
+COPY alerts alerts
 RUN pip install . && useradd --system --home /var/lib/finsentry finsentry && mkdir -p /var/lib/finsentry \
     && chown finsentry /var/lib/finsentry
 USER finsentry
