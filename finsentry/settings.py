@@ -67,7 +67,7 @@ class Settings(BaseSettings):
 
     # Inference
     model_dir: Path | None = None
-    backend: str = Field("auto", pattern="^(auto|onnx-int8|onnx-fp32|torch)$")
+    backend: str = Field("auto", pattern="^(auto|onnx-int8|onnx-fp32|torch|torch-bf16)$")
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
     inference_batch: int = Field(32, ge=1)
     max_length: int = Field(128, ge=8, le=512)

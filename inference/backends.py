@@ -8,7 +8,7 @@ import numpy as np
 
 from inference.bundle import ONNX_FP32, ONNX_INT8, Bundle, BundleError
 
-BACKENDS = ("auto", "onnx-int8", "onnx-fp32", "torch")
+BACKENDS = ("auto", "onnx-int8", "onnx-fp32", "torch", "torch-bf16")
 
 
 class Backend(Protocol):
@@ -96,8 +96,10 @@ def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto", th
             backend = bundle.served
         else:
             backend = "torch"
-    if backend == "torch":
-        return TorchBackend(bundle, device=device, threads=threads)
+    if backend in ("torch", "torch-bf16"):
+        # bf16 is the default on CUDA; on CPU only when asked (it pays only with native bf16 units).
+        half = True if backend == "torch-bf16" else None
+        return TorchBackend(bundle, device=device, threads=threads, half=half)
     if device == "cuda":
         raise ValueError("the ONNX backends run on CPU here; use --backend torch for CUDA")
     return OnnxBackend(bundle, quantized=backend == "onnx-int8", threads=threads)

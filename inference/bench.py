@@ -35,7 +35,7 @@ def backends_to_run(bundle: Bundle, requested: Sequence[str] | None) -> list[tup
     if requested:
         return [(b, "cuda" if b == "torch-cuda" else "cpu") for b in requested]
     runs = [("onnx-int8", "cpu")] if bundle.has("model.int8.onnx") else []
-    runs += [("onnx-fp32", "cpu"), ("torch", "cpu")]
+    runs += [("onnx-fp32", "cpu"), ("torch", "cpu"), ("torch-bf16", "cpu")]
     if cuda_available():
         runs.append(("torch", "cuda"))
     return runs
