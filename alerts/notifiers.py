@@ -91,32 +91,38 @@ def slack_blocks(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class SlackNotifier:
-    name: str
-    url: str
-    timeout_s: float = 5.0
-
-    def send(self, notification_id: int, payload: dict[str, Any]) -> Delivery:
-        return _post(self.name, self.url, slack_blocks(payload), self.timeout_s, {})
-
-    def __repr__(self) -> str:  # never show the URL
-        return f"SlackNotifier({self.name!r})"
-
-
-@dataclass
-class WebhookNotifier:
-    """Generic JSON webhook; the Idempotency-Key lets the receiver drop a retried duplicate."""
+class HttpNotifier:
+    """A JSON POST to a URL that is a secret: repr and errors show the receiver's name only."""
 
     name: str
     url: str
     timeout_s: float = 5.0
 
+    def body(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    def headers(self, notification_id: int) -> dict[str, str]:
+        return {}
+
     def send(self, notification_id: int, payload: dict[str, Any]) -> Delivery:
-        headers = {"Idempotency-Key": f"finsentry-{notification_id}"}
-        return _post(self.name, self.url, payload, self.timeout_s, headers)
+        return _post(self.name, self.url, self.body(payload), self.timeout_s, self.headers(notification_id))
 
     def __repr__(self) -> str:
-        return f"WebhookNotifier({self.name!r})"
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class SlackNotifier(HttpNotifier):
+    """Slack incoming webhook, in Block Kit."""
+
+    def body(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return slack_blocks(payload)
+
+
+class WebhookNotifier(HttpNotifier):
+    """Generic JSON webhook; the Idempotency-Key lets the receiver drop a retried duplicate."""
+
+    def headers(self, notification_id: int) -> dict[str, str]:
+        return {"Idempotency-Key": f"finsentry-{notification_id}"}
 
 
 @dataclass

@@ -5,25 +5,15 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.dispatcher import Dispatcher
 from alerts.lifecycle import AlertLifecycle
 from alerts.notifiers import SlackNotifier, slack_blocks
-from alerts.store import Base, NotificationRow
-from finsentry.db import make_engine
+from alerts.store import NotificationRow
 from finsentry.slack_standin import Misbehaviour, SlackStandIn
 from tests.alerts.test_lifecycle import evaluation, rule
-
-
-@pytest.fixture()
-def engine(database_url: str) -> Engine:
-    engine = make_engine(database_url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    return engine
 
 
 def fire(engine: Engine, count: int) -> None:

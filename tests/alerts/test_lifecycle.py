@@ -5,27 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.evaluate import Evaluation, rule_values
 from alerts.lifecycle import AlertLifecycle
 from alerts.rules import Rule
-from alerts.store import Base, NotificationRow, SilenceRow
+from alerts.store import NotificationRow, SilenceRow
 from alerts.windows import WindowFigures
-from finsentry.db import make_engine
 from schemas import Contract
 
 T0 = datetime(2026, 11, 29, 9, 0, 0)
-
-
-@pytest.fixture()
-def engine(database_url: str) -> Engine:
-    engine = make_engine(database_url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    return engine
 
 
 def rule(name: str = "surge", **fields: object) -> Rule:
