@@ -32,11 +32,16 @@ class BatchResult:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
 
-def window_event(event: dict[str, Any]) -> WindowEvent:
-    """What the sentiment windows need of a scored event."""
-    published = datetime.fromisoformat(event["published_at"].replace("Z", "+00:00"))
+def event_time(published_at: str) -> float:
+    """Seconds since the epoch; a time without a zone is taken as UTC."""
+    published = datetime.fromisoformat(published_at.replace("Z", "+00:00").replace("z", "+00:00"))
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
+    return published.timestamp()
+
+
+def window_event(event: dict[str, Any]) -> WindowEvent:
+    """What the sentiment windows need of a scored event."""
     probabilities = event["sentiment"]["probabilities"]
     evidence = None
     if event["sentiment"]["label"] == "negative":
@@ -49,7 +54,7 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
             evidence["url"] = event["url"]
     return WindowEvent(
         id=event["id"],
-        event_time=published.timestamp(),
+        event_time=event_time(event["published_at"]),
         sentiment=event["sentiment"]["label"],
         score=probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0),
         keys=scope_keys(
@@ -125,9 +130,16 @@ class BatchScorer:
                 )
                 continue
             try:
-                valid.append((record, contract.decode(record.value, self.max_message_bytes)))
+                message = contract.decode(record.value, self.max_message_bytes)
+                event_time(message["published_at"])  # RFC 3339 allows a few forms Python cannot read
             except ContractError as exc:
                 result.dead_letters.append(dead_letter(record, exc.code, exc.message, exc.field))
+                continue
+            except ValueError as exc:
+                reason = f"field 'published_at': not a readable time ({exc})"
+                result.dead_letters.append(dead_letter(record, "invalid_value", reason, "published_at"))
+                continue
+            valid.append((record, message))
         await self._classify(valid, result)
         return result
 

@@ -42,6 +42,8 @@ def test_valid_invalid_and_entities(tiny_bundle: Path) -> None:
         record(0, event(0, "Helios Energy beats estimates; $HEL and $XOM up")),
         record(1, b"\xff not utf-8"),
         record(2, event(2, "Forum says sell"), topic="comments.raw"),
+        # A leap second is valid RFC 3339 but not a Python datetime: a dead letter, not a crash.
+        record(3, event(3, "Late news").replace(b"2026-11-29T09:00:00Z", b"2026-12-31T23:59:60Z")),
     ]
     result = asyncio.run(scorer.score(records))
     assert [e["id"] for e in result.scored] == ["e0", "e2"]
@@ -49,7 +51,8 @@ def test_valid_invalid_and_entities(tiny_bundle: Path) -> None:
     assert sorted(x["id"] for x in result.scored[0]["entities"]) == ["$XOM", "helios"]
     for scored in result.scored:
         Contract.of("scored").validate(scored)
-    [letter] = result.dead_letters
+    letter, leap = result.dead_letters
+    assert (leap["error_code"], leap["field"], leap["offset"]) == ("invalid_value", "published_at", 3)
     assert letter["error_code"] == "invalid_utf8" and letter["offset"] == 1
     assert base64.b64decode(letter["original_b64"]) == b"\xff not utf-8"
     Contract.of("dlq").validate(letter)
