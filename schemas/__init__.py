@@ -7,6 +7,7 @@ per message) and turns its first error into a code and a message that name the f
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -74,6 +75,28 @@ def _reason(error: Any, code: str) -> str:
     return error.message if len(error.message) <= 200 else error.message[:200] + "..."
 
 
+# JSON may spell a lone UTF-16 surrogate (\\ud800) that no UTF-8 output can carry; such text would
+# fail later, on the way out. Only messages that contain such an escape pay for the full check.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(value: Any, path: str = "") -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            where = f"field '{path}'" if path else "message"
+            raise ContractError(
+                "invalid_utf8", f"{where}: contains an unpaired surrogate escape", path
+            ) from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_lone_surrogates(item, f"{path}.{index}" if path else str(index))
+
+
 @dataclass(frozen=True)
 class Contract:
     kind: str
@@ -115,4 +138,6 @@ class Contract:
             raise ContractError(
                 "invalid_json", f"message is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from exc
+        if _MAYBE_SURROGATE.search(text):
+            _refuse_lone_surrogates(message)
         return self.validate(message)

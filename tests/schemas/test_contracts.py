@@ -49,6 +49,7 @@ def test_each_schema_is_a_valid_2020_12_schema(kind: str) -> None:
             "entities.0.id",
             "missing",
         ),
+        (json.dumps({**GOOD, "text": "bad \ud800 half"}).encode(), "invalid_utf8", "text", "surrogate"),
     ],
 )
 def test_breaches_name_the_field_and_the_reason(raw: bytes, code: str, field: str | None, words: str) -> None:
