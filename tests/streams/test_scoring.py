@@ -8,6 +8,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from inference import InferenceEngine, Prediction
 from inference.entities import Company, EntityMatcher
 from schemas import Contract
@@ -66,3 +69,40 @@ def test_a_message_that_breaks_the_model_is_isolated(tiny_bundle: Path) -> None:
     [letter] = result.dead_letters
     assert (letter["offset"], letter["error_code"]) == (5, "processing_failed")
     assert "tokenizer exploded" in letter["error"]
+
+
+_ENGINE: dict[str, InferenceEngine] = {}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+messages = st.fixed_dictionaries(
+    {
+        "id": st.text(min_size=1, max_size=20),
+        "source": st.text(min_size=1, max_size=10),
+        "published_at": st.sampled_from(
+            ["2026-11-29T09:00:00Z", "2026-11-29T09:00:00+05:30", "2026-12-31T23:59:60Z"]
+        ),
+        "text": st.text(min_size=1, max_size=200),
+    },
+    optional={
+        "entities": json_values,
+        "lang": json_values,
+        "url": json_values,
+        "schema_version": json_values,
+    },
+).map(lambda m: json.dumps(m).encode())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(messages | st.binary(max_size=100), min_size=1, max_size=10))
+def test_any_input_is_scored_or_dead_lettered(tiny_bundle: Path, values: list[bytes]) -> None:
+    engine = _ENGINE.setdefault("tiny", InferenceEngine(tiny_bundle))
+    scorer = BatchScorer(engine, KINDS, 65_536)
+    result = asyncio.run(scorer.score([record(i, v) for i, v in enumerate(values)]))
+    assert len(result.scored) + len(result.dead_letters) == len(values)
+    for scored in result.scored:
+        Contract.of("scored").validate(scored)
+        json.dumps(scored, ensure_ascii=False).encode("utf-8")  # what the worker sends must encode
