@@ -537,3 +537,20 @@ def silence_expire(silence_id: str) -> None:
     if not expire_silence(make_engine(get_settings().effective_database_url), silence_id):
         console.print(f"[red]no silence {silence_id}[/]")
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option(help="Bundle folder to export again")],
+    data: Annotated[list[Path], typer.Option(help="File(s) with real texts to check the exports on")],
+    text_col: TextCol = "text",
+    rows: Annotated[int, typer.Option(help="Texts to check the exports on")] = 2_000,
+) -> None:
+    """Export a bundle's weights to ONNX fp32 and int8 again, with the agreement checks on real text."""
+    from training.data import read_rows
+    from training.export import reexport
+
+    texts = [str(row[text_col]) for path in data for row in read_rows(path) if row.get(text_col)]
+    bundle = reexport(model, texts[:: max(1, len(texts) // rows)][:rows])
+    console.print(json.dumps(bundle.manifest["export"], indent=2))
+    console.print(f"serving {bundle.served}")
