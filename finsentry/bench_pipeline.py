@@ -72,7 +72,10 @@ def bench_settings(settings: Settings, prefix: str, home: Path) -> Settings:
     )
 
 
-def run_finsentry(settings: Settings, texts: Sequence[str], events: int, alerts: int, say: Progress) -> dict:
+def run_pipeline_bench(
+    settings: Settings, texts: Sequence[str], events: int, naive_events: int, alerts: int, say: Progress
+) -> tuple[dict, dict]:
+    """Both sides on one stack (started here unless running), finsentry first, then the naive one."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp(prefix="finsentry-bench-"))
     settings = bench_settings(settings, prefix, home)
@@ -81,54 +84,64 @@ def run_finsentry(settings: Settings, texts: Sequence[str], events: int, alerts:
         stack = LocalStack(settings, worker_log=home / "worker.log")
         try:
             stack.start()
-            consumer = KafkaConsumer(
-                settings.topic_scored,
-                bootstrap_servers=settings.kafka_bootstrap,
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-                group_id=None,
-            )
-            producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
-            _await_scored(producer, consumer, settings.topic_news, "probe", 120)
-            say(f"finsentry: {events} events through the worker")
-            sent_at: dict[str, float] = {}
-            started = time.time()
-            for i in range(events):
-                event_id = f"{prefix}-{i}"
-                producer.send(
-                    settings.topic_news, key=event_id.encode(), value=_event(event_id, texts[i % len(texts)])
-                )
-                sent_at[event_id] = time.time()
-            producer.flush()
-            latencies: dict[str, float] = {}
-            while len(latencies) < events and time.time() - started < 900:
-                for batch in consumer.poll(timeout_ms=500).values():
-                    for record in batch:
-                        event_id = json.loads(record.value)["id"]
-                        if event_id in sent_at:
-                            latencies.setdefault(event_id, record.timestamp / 1000 - sent_at[event_id])
-            seconds = max(latency + sent_at[i] for i, latency in latencies.items()) - started
-            say(f"finsentry: {alerts} alerts, each timed from its triggering event to delivery")
-            alert_ms = []
-            for k in range(alerts):
-                entity = f"{prefix}-company-{k}"
-                for j in range(ALERT_RULE_COUNT - 1):
-                    producer.send(settings.topic_news, _event(f"{entity}-{j}", texts[j], entity))
-                producer.flush()
-                time.sleep(1.5)  # the rule is one event short: let the worker see these first
-                delivered = len(slack.accepted)
-                producer.send(settings.topic_news, _event(f"{entity}-last", texts[0], entity))
-                producer.flush()
-                triggered = time.monotonic()
-                deadline = triggered + 30
-                while len(slack.accepted) == delivered and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                if len(slack.accepted) > delivered:
-                    alert_ms.append((slack.accepted_at[delivered] - triggered) * 1000)
-            consumer.close()
-            producer.close()
+            ours = run_finsentry(settings, slack, texts, events, alerts, say)
+            stack.stop_processes()  # the worker's cores go to the naive consumer
+            naive = run_naive(settings, Bundle.open(settings.model_dir), texts, naive_events, say)
         finally:
             stack.stop()
+    return ours, naive
+
+
+def run_finsentry(
+    settings: Settings, slack: SlackStandIn, texts: Sequence[str], events: int, alerts: int, say: Progress
+) -> dict:
+    prefix = settings.redis_prefix  # unique to this run, like its topics
+    consumer = KafkaConsumer(
+        settings.topic_scored,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    _await_scored(producer, consumer, settings.topic_news, "probe", 120)
+    say(f"finsentry: {events} events through the worker")
+    sent_at: dict[str, float] = {}
+    started = time.time()
+    for i in range(events):
+        event_id = f"{prefix}-{i}"
+        producer.send(
+            settings.topic_news, key=event_id.encode(), value=_event(event_id, texts[i % len(texts)])
+        )
+        sent_at[event_id] = time.time()
+    producer.flush()
+    latencies: dict[str, float] = {}
+    while len(latencies) < events and time.time() - started < 900:
+        for batch in consumer.poll(timeout_ms=500).values():
+            for record in batch:
+                event_id = json.loads(record.value)["id"]
+                if event_id in sent_at:
+                    latencies.setdefault(event_id, record.timestamp / 1000 - sent_at[event_id])
+    seconds = max(latency + sent_at[i] for i, latency in latencies.items()) - started
+    say(f"finsentry: {alerts} alerts, each timed from its triggering event to delivery")
+    alert_ms = []
+    for k in range(alerts):
+        entity = f"{prefix}-company-{k}"
+        for j in range(ALERT_RULE_COUNT - 1):
+            producer.send(settings.topic_news, _event(f"{entity}-{j}", texts[j], entity))
+        producer.flush()
+        time.sleep(1.5)  # the rule is one event short: let the worker see these first
+        delivered = len(slack.accepted)
+        producer.send(settings.topic_news, _event(f"{entity}-last", texts[0], entity))
+        producer.flush()
+        triggered = time.monotonic()
+        deadline = triggered + 30
+        while len(slack.accepted) == delivered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if len(slack.accepted) > delivered:
+            alert_ms.append((slack.accepted_at[delivered] - triggered) * 1000)
+    consumer.close()
+    producer.close()
     values = [v * 1000 for v in latencies.values()]
     return {
         "events": len(latencies),

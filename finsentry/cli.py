@@ -396,9 +396,8 @@ def bench_pipeline(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """finsentry's stream against a naive consumer (two HF pipelines, one message at a time), one run."""
-    from finsentry.bench_pipeline import run_finsentry, run_naive
+    from finsentry.bench_pipeline import run_pipeline_bench
     from finsentry.demo import ensure_model
-    from inference import Bundle
 
     settings = get_settings()
     settings = settings.model_copy(update={"model_dir": model or ensure_model(settings, console)})
@@ -408,8 +407,7 @@ def bench_pipeline(
         if not as_json:
             console.print(line)
 
-    ours = run_finsentry(settings, texts, events, alerts, say)
-    naive = run_naive(settings, Bundle.open(settings.model_dir), texts, naive_events, say)
+    ours, naive = run_pipeline_bench(settings, texts, events, naive_events, alerts, say)
     speedup = ours["events_per_s"] / naive["events_per_s"]
     if as_json:
         print(

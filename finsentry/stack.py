@@ -90,10 +90,14 @@ class LocalStack:
         exited = next(p for p in self._processes if p.poll() is not None)
         raise ServiceError(f"{' '.join(map(str, exited.args[2:]))} exited with {exited.returncode}")
 
-    def stop(self) -> None:
+    def stop_processes(self) -> None:
+        """Stops the worker and the dispatcher; the services stay up."""
         for process in self._processes:
             terminate(process, timeout=60)
         self._processes.clear()
+
+    def stop(self) -> None:
+        self.stop_processes()
         if self._worker_out:
             self._worker_out.close()
         for service in reversed(self._started):
