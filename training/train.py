@@ -208,6 +208,7 @@ def train(
     # Model: pretrained encoder, fresh heads; new vocabulary rows start at the mean embedding.
     # (Its load report lists the unused pooler weights: expected, so only errors are shown.)
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     module = MultiTaskClassifier.from_pretrained(str(config.base_model), len(topic_labels), len(SENTIMENTS))
     if added:
         module.encoder.resize_token_embeddings(len(tokenizer), mean_resizing=True)
