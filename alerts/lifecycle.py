@@ -113,7 +113,14 @@ class AlertLifecycle:
                 alert = rows.get(key) or self._new(session, evaluation, key, now)
                 before = alert.state
                 notify = self._step(alert, evaluation, now)
-                alert.values = {**evaluation.values, "window_s": evaluation.rule.window_s}
+                alert.values = {
+                    **evaluation.values,
+                    "window_s": evaluation.rule.window_s,
+                    # A z-score means something only for a rule with a baseline; otherwise it is absent.
+                    "negative_zscore": evaluation.values["negative_zscore"]
+                    if evaluation.rule.baseline_s
+                    else None,
+                }
                 alert.updated_at = now
                 if alert.state == before and not notify:
                     continue

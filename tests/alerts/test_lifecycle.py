@@ -71,6 +71,7 @@ def test_pending_firing_repeat_resolved(engine: Engine) -> None:
         for alert in row.payload["alerts"]:
             Contract.of("alert").validate(alert)
     assert notifications(engine)[-1].payload["alerts"][0]["status"] == "resolved"
+    assert notifications(engine)[0].payload["alerts"][0]["window"]["negative_zscore"] is None, "no baseline"
 
 
 def test_a_blip_shorter_than_for_never_fires(engine: Engine) -> None:
