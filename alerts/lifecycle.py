@@ -85,14 +85,12 @@ class AlertLifecycle:
 
     def apply(self, evaluations: Sequence[Evaluation], now: datetime | None = None) -> list[Transition]:
         now = now or utcnow()
-        for attempt in range(3):
+        for _ in range(2):
             try:
                 return self._apply_once(evaluations, now)
             except IntegrityError:
-                # Another worker created the same alert first; run again on top of its row.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                continue  # another worker created the same alert first: run again on top of its row
+        return self._apply_once(evaluations, now)
 
     def _apply_once(self, evaluations: Sequence[Evaluation], now: datetime) -> list[Transition]:
         transitions: list[Transition] = []

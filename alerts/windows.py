@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import redis
 
-SENTIMENT_FIELDS = ("negative", "neutral", "positive")
-
 EVIDENCE_KEPT = 50  # negative items kept per scope key, newest first, for an alert's "evidence"
 
 RECORD_SCRIPT = """

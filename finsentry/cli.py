@@ -316,7 +316,10 @@ def _bench_texts(count: int, min_tokens: int) -> tuple[list[str], str]:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(packaged_base_model()))
-        texts = [row["text"] for f in files for row in csv.DictReader(f.open(encoding="utf-8"))]
+        texts = []
+        for f in files:
+            with f.open(encoding="utf-8") as fh:
+                texts += [row["text"] for row in csv.DictReader(fh)]
         lengths = tokenizer(texts)["input_ids"]
         long_enough = [t for t, ids in zip(texts, lengths, strict=True) if len(ids) >= min_tokens]
         return long_enough[:count], f"{settings.shared_data} (Twitter valid texts of ≥{min_tokens} tokens)"
