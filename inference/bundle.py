@@ -7,7 +7,7 @@ Layout::
     tokenizer/           the Hugging Face tokenizer files
     model.safetensors    all weights of inference.model.MultiTaskClassifier
     model.onnx           fp32 ONNX export (dynamic batch and sequence axes)
-    model.int8.onnx      dynamic int8 quantisation, present when it passed its checks
+    model.int8.onnx      int8 quantisation (served when it passed its checks and is faster)
     metrics.json, training.json
 
 Every file's sha256 is in the manifest, so a truncated or tampered bundle is refused at load.
