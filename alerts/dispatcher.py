@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import utcnow
 from alerts.notifiers import Delivery, Notifier
 from alerts.store import NotificationRow
+from finsentry.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -23,13 +23,10 @@ from sqlalchemy.orm import Session
 
 from alerts.evaluate import Evaluation
 from alerts.store import AlertRow, NotificationRow, SilenceRow
+from finsentry.db import utcnow
 
 log = logging.getLogger(__name__)
 Evidence = Callable[[str, int], list[dict[str, Any]]]  # (scope key, window seconds) -> items
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

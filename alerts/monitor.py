@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from alerts.evaluate import RuleEvaluator
 from alerts.lifecycle import AlertLifecycle, Transition
 from alerts.rules import Rule, RulesError, load_rules
-from alerts.store import Base
 from alerts.windows import WindowStore
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,6 @@ class AlertMonitor:
     def __init__(
         self, windows: WindowStore, rules: Sequence[Rule], engine: Engine, rules_file: Path | None = None
     ):
-        Base.metadata.create_all(engine)
         self.evaluator = RuleEvaluator(windows, rules)
         self.rules_file = rules_file
         self._rules_mtime = rules_file.stat().st_mtime if rules_file else None

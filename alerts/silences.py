@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import utcnow
-from alerts.store import Base, SilenceRow
+from alerts.store import SilenceRow
+from finsentry.db import utcnow
 
 
 def parse_matchers(pairs: list[str]) -> dict[str, str]:
@@ -27,7 +27,6 @@ def parse_matchers(pairs: list[str]) -> dict[str, str]:
 def add_silence(
     engine: Engine, matchers: dict[str, str], duration: timedelta, by: str, comment: str = ""
 ) -> str:
-    Base.metadata.create_all(engine)
     now, silence_id = utcnow(), str(uuid.uuid4())
     with Session(engine) as session, session.begin():
         session.add(
@@ -44,7 +43,6 @@ def add_silence(
 
 
 def active_silences(engine: Engine, now: datetime | None = None) -> list[SilenceRow]:
-    Base.metadata.create_all(engine)
     now = now or utcnow()
     with Session(engine) as session:
         query = select(SilenceRow).where(SilenceRow.ends_at > now).order_by(SilenceRow.ends_at)

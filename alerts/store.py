@@ -8,19 +8,12 @@ rolled back.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-class Base(DeclarativeBase):
-    # Times are naive UTC in every database, so SQLite and PostgreSQL compare them alike.
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        dict[str, Any]: JSON,
-        list[dict[str, Any]]: JSON,
-        datetime: DateTime(),
-    }
+from finsentry.db import Base
 
 
 class AlertRow(Base):

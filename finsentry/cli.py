@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from finsentry import logs
+from finsentry.learning_cli import label_app, model_app, simulate_nights, trainer
 from finsentry.settings import get_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -467,14 +468,12 @@ def dispatch() -> None:
 
     from alerts.dispatcher import Dispatcher
     from alerts.notifiers import load_receivers
-    from alerts.store import Base
-    from finsentry.db import make_engine
+    from finsentry.db import open_database
 
     settings = get_settings()
     if settings.receivers is None:
         raise typer.BadParameter("set FINSENTRY_RECEIVERS to a receivers YAML file")
-    engine = make_engine(settings.effective_database_url)
-    Base.metadata.create_all(engine)
+    engine = open_database(settings.effective_database_url)
     notifiers = load_receivers(settings.receivers, settings.kafka_bootstrap)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -487,6 +486,10 @@ silence_app = typer.Typer(
     help="Hold alerts back: silences with matchers and an expiry.", no_args_is_help=True
 )
 app.add_typer(silence_app, name="silence")
+app.add_typer(label_app, name="label")
+app.add_typer(model_app, name="model")
+app.command()(trainer)
+app.command("simulate-nights")(simulate_nights)
 
 
 @silence_app.command("add")
@@ -503,13 +506,13 @@ def silence_add(
 
     from alerts.rules import parse_duration
     from alerts.silences import add_silence, parse_matchers
-    from finsentry.db import make_engine
+    from finsentry.db import open_database
 
     try:
         matchers, seconds = parse_matchers(matcher), parse_duration(duration)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    engine = make_engine(get_settings().effective_database_url)
+    engine = open_database(get_settings().effective_database_url)
     silence_id = add_silence(engine, matchers, timedelta(seconds=seconds), by, comment)
     print(silence_id)
 
@@ -518,12 +521,12 @@ def silence_add(
 def silence_list() -> None:
     """Active and upcoming silences."""
     from alerts.silences import active_silences
-    from finsentry.db import make_engine
+    from finsentry.db import open_database
 
     table = Table(title="silences")
     for column in ("id", "matchers", "ends (UTC)", "by", "comment"):
         table.add_column(column)
-    for s in active_silences(make_engine(get_settings().effective_database_url)):
+    for s in active_silences(open_database(get_settings().effective_database_url)):
         matchers = ", ".join(f"{k}={v}" for k, v in s.matchers.items())
         table.add_row(s.id, matchers, s.ends_at.strftime("%Y-%m-%d %H:%M"), s.created_by, s.comment)
     console.print(table)
@@ -533,9 +536,9 @@ def silence_list() -> None:
 def silence_expire(silence_id: str) -> None:
     """End a silence now."""
     from alerts.silences import expire_silence
-    from finsentry.db import make_engine
+    from finsentry.db import open_database
 
-    if not expire_silence(make_engine(get_settings().effective_database_url), silence_id):
+    if not expire_silence(open_database(get_settings().effective_database_url), silence_id):
         console.print(f"[red]no silence {silence_id}[/]")
         raise typer.Exit(1)
 

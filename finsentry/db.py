@@ -1,11 +1,44 @@
-"""SQL through SQLAlchemy 2: a SQLite file by default, PostgreSQL when FINSENTRY_DATABASE_URL names one."""
+"""SQL through SQLAlchemy 2: a SQLite file by default, PostgreSQL when FINSENTRY_DATABASE_URL names one.
+
+Every table derives from `Base`; its schema is made and upgraded by the Alembic migrations in
+`finsentry/migrations/`, which `migrate` applies (each service calls it at start; it is safe to run at once).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    # Times are naive UTC in every database, so SQLite and PostgreSQL compare them alike.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[dict[str, Any]]: JSON,
+        datetime: DateTime(),
+    }
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def migrate(engine: Engine) -> None:
+    """Brings the database to the newest schema (a no-op when it is there already)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 def make_engine(url: str) -> Engine:
@@ -30,3 +63,10 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def open_database(url: str) -> Engine:
+    """An engine on a database at the newest schema: what every service starts with."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine

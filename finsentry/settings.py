@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".cache" / "finsentry"
@@ -82,6 +82,27 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How often the worker looks for a new bundle; 0: never"
     )
 
+    # Labels and continuous learning
+    topic_labels: str = "labels"
+    topic_models: str = Field("models.updated", description="Promotions are announced here")
+    registry_dir: Path | None = Field(None, description="Model bundles of the registry; <home>/models")
+    frozen_percent: int = Field(10, ge=1, le=50, description="Share of labelled texts kept for evaluation")
+    review_margin: float = Field(0.15, ge=0, le=1, description="Predictions less certain go to review")
+    review_rate: float = Field(0.25, ge=0, le=1, description="Share of those uncertain ones queued")
+    train_cron: str = Field("0 2 * * *", description="When the nightly fine-tuning runs (crontab, UTC)")
+    min_new_labels: int = Field(200, ge=1, description="The nightly job skips with fewer new labels")
+    replay_ratio: float = Field(1.0, ge=0, description="Older labels replayed per new label")
+    gate_tolerance: float = Field(0.01, ge=0, description="How far one head's macro-F1 may drop")
+    night_epochs: int = Field(2, ge=1)
+    night_lr: float = Field(3e-5, gt=0)
+    base_model: Path | None = Field(None, description="Encoder folder for a first model; the packaged one")
+
+    # HTTP API and metrics
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_token: SecretStr | None = Field(None, description="Bearer token that writes need")
+    metrics_port: int = Field(0, ge=0, description="Prometheus port of a worker or dispatcher; 0: off")
+
     shared_data: Path = Field(Path("../shared/data"), description="Labelled data sets beside the project")
 
     log_level: str = "INFO"
@@ -103,6 +124,15 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'finsentry.db'}"
+
+    @property
+    def serving_model_dir(self) -> Path:
+        """The bundle workers serve: with a registry, the link that promotion moves."""
+        return self.model_dir or self.home / "models" / "current"
+
+    @property
+    def effective_registry_dir(self) -> Path:
+        return self.registry_dir or self.home / "models"
 
     @property
     def input_topics(self) -> list[str]:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import urlparse
 
+from pydantic import SecretStr
+
 from finsentry.kafka_admin import ensure_topics
 from finsentry.services.kafka import KafkaServer
 from finsentry.services.process import ServiceError, port_open, terminate
@@ -109,7 +111,9 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     """The whole settings object as FINSENTRY_* variables, so child processes see what this one sees."""
     values = settings.model_dump(exclude={"config"})
     return {
-        f"FINSENTRY_{name.upper()}": str(value) for name, value in values.items() if value not in (None, "")
+        f"FINSENTRY_{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        for name, value in values.items()
+        if value not in (None, "")
     }
 
 

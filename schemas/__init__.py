@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema_rs
 
 SCHEMA_DIR = Path(__file__).parent
-KINDS = ("news", "comment", "scored", "dlq", "alert", "label")
+KINDS = ("news", "comment", "scored", "dlq", "alert", "label", "model_updated")
 SCHEMA_VERSION = 1
 
 # Which error wins when a message breaks several rules: an unknown version makes the rest moot.

@@ -22,7 +22,7 @@ from alerts.monitor import AlertMonitor, default_rules
 from alerts.rules import load_rules
 from alerts.windows import RecordResult, WindowStore
 from finsentry import logs
-from finsentry.db import make_engine
+from finsentry.db import open_database
 from finsentry.settings import Settings
 from inference import Bundle, BundleError, InferenceEngine
 from inference.entities import EntityMatcher, load_watchlist
@@ -83,7 +83,7 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
     monitor = AlertMonitor(
         windows,
         load_rules(settings.rules) if settings.rules else default_rules(),
-        make_engine(settings.effective_database_url),
+        open_database(settings.effective_database_url),
         rules_file=settings.rules,
     )
 

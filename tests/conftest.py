@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from finsentry.services.kafka import KafkaServer
 from finsentry.services.postgres import PostgresServer
@@ -64,6 +65,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'finsentry.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture()
+def sql_engine(database_url: str) -> Engine:
+    """An empty database at the newest schema, made by the migrations, on SQLite and on PostgreSQL."""
+    from sqlalchemy import MetaData
+
+    from finsentry.db import make_engine, migrate
+
+    engine = make_engine(database_url)
+    existing = MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
+    migrate(engine)
+    return engine
 
 
 @pytest.fixture(scope="session")

@@ -136,9 +136,13 @@ def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:
     return result, conflicts
 
 
-def split_bucket(text: str) -> int:
-    """A stable 0-99 bucket from the text, so the split never changes between runs or machines."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=4).digest(), "big") % 100
+def split_bucket(text: str, salt: str = "") -> int:
+    """A stable 0-99 bucket from the text, so the split never changes between runs or machines.
+
+    A salt gives an independent bucketing, for splits that must not line up with train/valid/test.
+    """
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=4, salt=salt.encode("utf-8")[:16]).digest()
+    return int.from_bytes(digest, "big") % 100
 
 
 def split(examples: list[Example]) -> tuple[list[Example], list[Example], list[Example]]:

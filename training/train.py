@@ -21,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
-from inference.bundle import SENTIMENTS, Bundle
-from inference.model import MultiTaskClassifier
+from inference.bundle import SENTIMENTS, TOKENIZER_DIR, Bundle
+from inference.model import MultiTaskClassifier, load_module
 from training.data import Example
 from training.export import write_bundle
 from training.metrics import classification_report
@@ -55,6 +55,9 @@ class TrainConfig:
     seed: int = 13
     max_steps: int | None = None
     progress: bool = True
+    # A bundle to continue from (its tokenizer, encoder and heads) instead of the base model.
+    init_from: Path | None = None
+    version: str | None = None  # the bundle's version; a UTC timestamp when None
 
 
 @dataclass
@@ -173,6 +176,30 @@ def evaluate(
     return report
 
 
+def _starting_point(
+    config: TrainConfig, train_set: Sequence[Example]
+) -> tuple[PreTrainedTokenizerBase, MultiTaskClassifier, list[str]]:
+    """Tokenizer, network and topic labels: a bundle's when continuing, else the base model's.
+
+    From the base, topics come from the data and the heads are new; when continuing, the bundle's
+    label set stands, and rows with a topic outside it train the sentiment head only.
+    """
+    # (The base's load report lists the unused pooler weights: expected, so only errors are shown.)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if config.init_from is not None:
+        bundle = Bundle.open(config.init_from)
+        tokenizer = AutoTokenizer.from_pretrained(str(bundle.path(TOKENIZER_DIR)), use_fast=True)
+        unknown = sorted({ex.topic for ex in train_set if ex.topic and ex.topic not in bundle.topic_labels})
+        if unknown:
+            log.warning("topics outside the model's label set are not learned", extra={"topics": unknown})
+        return tokenizer, load_module(bundle), list(bundle.topic_labels)
+    tokenizer = AutoTokenizer.from_pretrained(str(config.base_model), use_fast=True)
+    topic_labels = sorted({ex.topic for ex in train_set if ex.topic is not None})
+    module = MultiTaskClassifier.from_pretrained(str(config.base_model), len(topic_labels), len(SENTIMENTS))
+    return tokenizer, module, topic_labels
+
+
 def train(
     train_set: Sequence[Example],
     valid_set: Sequence[Example],
@@ -187,8 +214,7 @@ def train(
         raise TrainingError("no labelled rows to train on")
     bf16 = cpu_bf16_supported() if config.bf16 is None else config.bf16
 
-    # Labels: topics come from the data, sentiment is fixed.
-    topic_labels = sorted({ex.topic for ex in train_set if ex.topic is not None})
+    tokenizer, module, topic_labels = _starting_point(config, train_set)
     topic_index = {label: i for i, label in enumerate(topic_labels)}
     sentiment_index = {label: i for i, label in enumerate(SENTIMENTS)}
 
@@ -197,20 +223,14 @@ def train(
         sentiment = [sentiment_index[ex.sentiment] if ex.sentiment else IGNORE for ex in examples]
         return topic, sentiment
 
-    # Tokenizer, with the corpus's unknown characters added when asked.
-    tokenizer = AutoTokenizer.from_pretrained(str(config.base_model), use_fast=True)
+    # The corpus's unknown characters become new tokens when asked.
     train_texts = [ex.text for ex in train_set]
     unk_before = unk_rate(tokenizer, train_texts)
     warn_if_unknown(unk_before, "train")
     added = extend_vocabulary(tokenizer, train_texts) if config.extend_vocab else []
     unk_after = unk_rate(tokenizer, train_texts) if added else unk_before
-
-    # Model: pretrained encoder, fresh heads; new vocabulary rows start at the mean embedding.
-    # (Its load report lists the unused pooler weights: expected, so only errors are shown.)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    module = MultiTaskClassifier.from_pretrained(str(config.base_model), len(topic_labels), len(SENTIMENTS))
     if added:
+        # New vocabulary rows start at the mean embedding.
         module.encoder.resize_token_embeddings(len(tokenizer), mean_resizing=True)
 
     def encode(examples: Sequence[Example]) -> list[list[int]]:
@@ -340,6 +360,7 @@ def train(
         SENTIMENTS,
         check_texts,
         max_length=config.serve_max_length,
+        version=config.version,
         metrics=metrics,
         training=settings,
     )

@@ -1,0 +1,111 @@
+"""Simulated nights: the continuous-learning loop replayed on a labelled data set, night by night.
+
+The training rows are split by text hash: half seeds the label store (and the champion), the other
+half arrives as labels over three nights. Before the last true night comes a night whose labels are
+shuffled at random, which the gate must reject. Every model, promoted or not, is scored on the
+validation files, which neither training nor the gate ever sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finsentry.settings import Settings
+from finsentry.wiring import learning, nightly_config
+from labels.store import examples_to_labels
+from training.data import Example, split_bucket
+from training.evaluate import evaluate_bundle
+from training.nightly import NightlyTrainer
+
+log = logging.getLogger(__name__)
+SALT = "nights"
+
+
+@dataclass
+class NightRow:
+    night: str
+    new_labels: int
+    status: str
+    version: str | None
+    decision: str
+    valid: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def portion(examples: Sequence[Example], low: int, high: int) -> list[Example]:
+    return [ex for ex in examples if low <= split_bucket(ex.text, SALT) < high]
+
+
+def shuffled(examples: Sequence[Example], seed: int) -> list[Example]:
+    """The same texts with each head's labels permuted among them."""
+    rng = random.Random(seed)
+    topics = [ex.topic for ex in examples]
+    sentiments = [ex.sentiment for ex in examples]
+    rng.shuffle(topics)
+    rng.shuffle(sentiments)
+    return [Example(ex.text, t, s) for ex, t, s in zip(examples, topics, sentiments, strict=True)]
+
+
+def simulate(
+    settings: Settings,
+    examples: Sequence[Example],
+    valid_sets: dict[str, list[Example]],
+    champion_bundle: Path | None,
+    first_epochs: int = 2,
+    on_night: Callable[[NightRow], None] | None = None,
+    **overrides: Any,
+) -> list[NightRow]:
+    parts = learning(settings, announce=False)
+    config = nightly_config(settings, min_new_labels=1, **overrides)
+    trainer = NightlyTrainer(parts.engine, parts.registry, parts.labels, config)
+    rows: list[NightRow] = []
+
+    def night(name: str, labels: list[Example], by: str) -> NightRow:
+        parts.labels.add(examples_to_labels(labels, by))
+        result = trainer.run()
+        model = parts.registry.get(result.version) if result.version else None
+        row = NightRow(name, len(labels), result.status, result.version, result.detail)
+        if model is not None:
+            row.valid = score_on_valid(model.bundle_path, valid_sets)
+        rows.append(row)
+        if on_night:
+            on_night(row)
+        return row
+
+    seed = portion(examples, 0, 50)
+    if champion_bundle is not None:
+        parts.labels.add(examples_to_labels(seed, "seed"))
+        stamp = parts.labels.newest_label_time()
+        model = parts.registry.register(
+            champion_bundle,
+            "champion",
+            data={"trained_through": stamp.isoformat() if stamp else None},
+            decision="trained on the seed half with `finsentry train`",
+        )
+        row = NightRow("seed", len(seed), "promoted", model.version, model.decision)
+        row.valid = score_on_valid(model.bundle_path, valid_sets)
+        rows.append(row)
+        if on_night:
+            on_night(row)
+    else:
+        trainer.config = nightly_config(settings, min_new_labels=1, **{**overrides, "epochs": first_epochs})
+        night("seed", seed, "seed")
+        trainer.config = config
+    thirds = [(50, 67), (67, 84), (84, 100)]
+    night("night 1", portion(examples, *thirds[0]), "analyst")
+    night("night 2", portion(examples, *thirds[1]), "analyst")
+    night("shuffled", shuffled(portion(examples, *thirds[2]), seed=7), "prankster")
+    night("night 3", portion(examples, *thirds[2]), "analyst")
+    return rows
+
+
+def score_on_valid(bundle: Path, valid_sets: dict[str, list[Example]]) -> dict[str, dict[str, float]]:
+    scores = {}
+    for head, rows in valid_sets.items():
+        report = evaluate_bundle(bundle, rows, progress=False)[head]
+        scores[head] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+    return scores

@@ -1,0 +1,46 @@
+"""Telling running workers that the champion changed: a `model_updated` message on the models topic."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC
+from typing import Any
+
+from schemas import SCHEMA_VERSION, Contract
+from training.registry import ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+def announcement(model: ModelInfo, previous: str | None) -> dict[str, object]:
+    promoted = (model.promoted_at or model.created_at).replace(tzinfo=UTC)
+    message: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        "version": model.version,
+        "bundle_path": str(model.bundle_path.resolve()),
+        "previous": previous,
+        "promoted_at": promoted.isoformat().replace("+00:00", "Z"),
+        "reason": model.decision,
+    }
+    Contract.of("model_updated").validate(message)
+    return message
+
+
+class KafkaAnnouncer:
+    """Connects on the first announcement, so that reading the registry never needs Kafka."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._producer: Any = None
+
+    def __call__(self, model: ModelInfo, previous: str | None) -> None:
+        from kafka import KafkaProducer
+
+        message = announcement(model, previous)
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        self._producer.send(self.topic, key=model.version.encode(), value=json.dumps(message).encode())
+        self._producer.flush(timeout=30)
+        log.info("model announced", extra={"version": model.version, "topic": self.topic})
