@@ -173,12 +173,18 @@ class AlertLifecycle:
             if alert.state in ("inactive", "resolved"):
                 alert.state, alert.active_since = "pending", now
                 alert.fired_at = alert.resolved_at = alert.last_notified_at = None
+                alert.acknowledged_by = alert.acknowledged_at = None
             if alert.state == "pending" and now - alert.active_since >= timedelta(seconds=rule.for_s):
                 alert.state, alert.fired_at = "firing", now
                 return "firing"
-            if alert.state == "firing" and (
-                alert.last_notified_at is None
-                or now - alert.last_notified_at >= timedelta(seconds=rule.repeat_interval_s)
+            # Someone acknowledged it: it is being handled, so no more reminders until it resolves.
+            if (
+                alert.state == "firing"
+                and alert.acknowledged_by is None
+                and (
+                    alert.last_notified_at is None
+                    or now - alert.last_notified_at >= timedelta(seconds=rule.repeat_interval_s)
+                )
             ):
                 return "repeat"
             return None

@@ -50,9 +50,11 @@ def active_silences(engine: Engine, now: datetime | None = None) -> list[Silence
 
 
 def expire_silence(engine: Engine, silence_id: str) -> bool:
+    """Ends an active silence now; False if there is no such silence or it has ended already."""
     with Session(engine) as session, session.begin():
         silence = session.get(SilenceRow, silence_id)
-        if silence is None:
+        now = utcnow()
+        if silence is None or silence.ends_at <= now:
             return False
-        silence.ends_at = utcnow()
+        silence.ends_at = now
         return True

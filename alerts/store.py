@@ -33,6 +33,7 @@ class AlertRow(Base):
     resolved_at: Mapped[datetime | None]
     last_notified_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from finsentry import logs
-from finsentry.learning_cli import label_app, model_app, simulate_nights, trainer
+from finsentry.learning_cli import api, label_app, model_app, simulate_nights, trainer
 from finsentry.settings import get_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -487,6 +487,7 @@ silence_app = typer.Typer(
 )
 app.add_typer(silence_app, name="silence")
 app.add_typer(label_app, name="label")
+app.command()(api)
 app.add_typer(model_app, name="model")
 app.command()(trainer)
 app.command("simulate-nights")(simulate_nights)

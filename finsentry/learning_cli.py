@@ -203,3 +203,20 @@ def simulate_nights(
 
 def _valid_line(valid: dict) -> str:
     return " ".join(f"{h} acc {v['accuracy']:.3f} F1 {v['macro_f1']:.3f}" for h, v in valid.items())
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (FINSENTRY_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (FINSENTRY_API_PORT)")] = None,
+) -> None:
+    """Serve the HTTP API (writes need FINSENTRY_API_TOKEN as a bearer token; OpenAPI at /docs)."""
+    import uvicorn
+
+    from api import create_app
+    from finsentry.wiring import learning
+
+    settings = get_settings()
+    if settings.api_token is None:
+        raise typer.BadParameter("set FINSENTRY_API_TOKEN: writes need a bearer token")
+    app = create_app(learning(settings), settings.api_token.get_secret_value())
+    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_config=None)

@@ -61,9 +61,9 @@ class ReviewQueue:
             fresh = {c.event_id: c for c in chosen if c.event_id not in known}
             session.add_all(
                 ReviewItemRow(
-                    event_id=c.event_id,
-                    text=c.text,
-                    language=c.language,
+                    event_id=c.event_id.replace("\x00", ""),
+                    text=c.text.replace("\x00", ""),  # PostgreSQL text cannot hold NUL
+                    language=c.language[:35] if c.language else None,
                     source=c.source,
                     prediction=c.prediction,
                     head=c.head,

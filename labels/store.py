@@ -48,6 +48,10 @@ class NewLabel:
     labelled_at: datetime | None = None
 
     def __post_init__(self) -> None:
+        for name in ("text", "labelled_by", "topic", "language", "source"):
+            if "\x00" in (getattr(self, name) or ""):
+                # PostgreSQL cannot store NUL in text, and no real label needs it.
+                raise LabelError(f"{name} contains a NUL character", name)
         if not self.text.strip():
             raise LabelError("text is empty", "text")
         if self.topic is None and self.sentiment is None:
@@ -63,6 +67,10 @@ class NewLabel:
     def from_message(cls, message: Mapping[str, Any], origin: str) -> NewLabel:
         """From a message that passed the `label` contract (schemas/label.json)."""
         at = message.get("labeled_at")
+        try:
+            labelled_at = _naive_utc(datetime.fromisoformat(at)) if at else None
+        except ValueError as exc:  # RFC 3339 allows a few forms (a leap second) that Python cannot read
+            raise LabelError(f"labeled_at {at!r} is not a readable time", "labeled_at") from exc
         return cls(
             text=message["text"],
             labelled_by=message["labeled_by"],
@@ -71,7 +79,7 @@ class NewLabel:
             sentiment=message.get("sentiment"),
             language=message.get("lang"),
             source=message.get("source"),
-            labelled_at=_naive_utc(datetime.fromisoformat(at)) if at else None,
+            labelled_at=labelled_at,
         )
 
 

@@ -20,7 +20,7 @@ class SampleRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     text_key: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the normalised text
     text: Mapped[str] = mapped_column(Text)
-    language: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(35))
     source: Mapped[str | None] = mapped_column(String(200))
     topic: Mapped[str | None] = mapped_column(String(100))
     sentiment: Mapped[str | None] = mapped_column(String(12))
@@ -41,7 +41,7 @@ class ReviewItemRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(200), unique=True)
     text: Mapped[str] = mapped_column(Text)
-    language: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(35))
     source: Mapped[str | None] = mapped_column(String(200))
     prediction: Mapped[dict[str, Any]]  # {"topic": ..., "sentiment": ..., "probabilities": ...}
     head: Mapped[str] = mapped_column(String(12))  # the head whose margin was small

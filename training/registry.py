@@ -27,6 +27,10 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done (unknown version, nothing to roll back to, ...)."""
 
 
+class UnknownModel(RegistryError):
+    """No model of that version in the registry."""
+
+
 class ModelRow(Base):
     __tablename__ = "models"
 
@@ -113,7 +117,7 @@ class Registry:
         with Session(self.engine) as session:
             row = session.get(ModelRow, version)
             if row is None:
-                raise RegistryError(f"no model {version!r} in the registry")
+                raise UnknownModel(f"no model {version!r} in the registry")
             return ModelInfo.of(row)
 
     def champion(self) -> ModelInfo | None:
@@ -173,7 +177,7 @@ class Registry:
         with Session(self.engine) as session, session.begin():
             row = session.get(ModelRow, version, with_for_update=True)
             if row is None:
-                raise RegistryError(f"no model {version!r} in the registry")
+                raise UnknownModel(f"no model {version!r} in the registry")
             Bundle.open(Path(row.bundle_path))  # a damaged bundle is refused before anything moves
             for old in session.scalars(select(ModelRow).where(ModelRow.status == "champion")):
                 if old.version != version:
@@ -190,18 +194,24 @@ class Registry:
         champion = self.champion()
         if champion is None:
             raise RegistryError("there is no champion to roll back from")
-        earlier = [
-            m
-            for m in self.models()
-            if m.promoted_at is not None
-            and m.version != champion.version
-            and champion.promoted_at is not None
-            and m.promoted_at < champion.promoted_at
-        ]
-        if not earlier:
-            raise RegistryError(f"{champion.version} is the first champion: nothing to roll back to")
-        previous = max(earlier, key=lambda m: m.promoted_at or datetime.min)
-        return self.promote(previous.version)
+        with Session(self.engine) as session:
+            previous = session.scalar(
+                select(ModelRow.version)
+                .where(
+                    ModelRow.status == "retired",
+                    ModelRow.promoted_at.is_not(None),
+                    ModelRow.rolled_back_at.is_(None),
+                )
+                .order_by(ModelRow.promoted_at.desc())
+                .limit(1)
+            )
+        if previous is None:
+            raise RegistryError(f"no earlier champion to roll back to from {champion.version}")
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ModelRow, champion.version)
+            assert row is not None
+            row.rolled_back_at = utcnow()
+        return self.promote(previous)
 
     def _set_status(self, version: str, status: str) -> None:
         with Session(self.engine) as session, session.begin():

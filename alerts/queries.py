@@ -1,0 +1,29 @@
+"""Reading alerts for people (the API), and acknowledging them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from alerts.store import AlertRow
+from finsentry.db import utcnow
+
+STATES = ("pending", "firing", "resolved", "inactive")
+
+
+def list_alerts(engine: Engine, state: str | None = None, limit: int = 100) -> list[AlertRow]:
+    query = select(AlertRow).order_by(AlertRow.updated_at.desc()).limit(limit)
+    if state is not None:
+        query = query.where(AlertRow.state == state)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.scalars(query))
+
+
+def acknowledge(engine: Engine, alert_id: str, by: str) -> AlertRow | None:
+    """Marks an alert as being handled (no reminders while it fires); None if there is no such alert."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        alert = session.get(AlertRow, alert_id)
+        if alert is None:
+            return None
+        alert.acknowledged_by, alert.acknowledged_at = by, utcnow()
+        return alert
