@@ -6,6 +6,7 @@ Every table derives from `Base`; its schema is made and upgraded by the Alembic 
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +35,8 @@ def migrate(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
+    # Alembic narrates every step at INFO; a service start is not the place for it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

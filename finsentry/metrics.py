@@ -29,7 +29,7 @@ CONSUMER_LAG = Gauge(
     "finsentry_consumer_lag", "Messages behind the end of the partition", ["topic", "partition"]
 )
 LABELS_IN = Counter("finsentry_labels_total", "Labels received", ["origin"])
-ALERTS_FIRED = Counter("finsentry_alerts_fired_total", "Alerts that started firing", ["rule"])
+ALERTS_FIRED = Counter("finsentry_alerts_fired_total", "Alerts that started firing in this worker")
 MODEL_SWAPS = Counter("finsentry_model_swaps_total", "Hot swaps to a new model")
 
 

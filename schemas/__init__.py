@@ -119,8 +119,18 @@ class Contract:
             code = _code(error, field)
             errors.append((_PRIORITY.get(code, 9), code, field, error))
         _, code, field, error = min(errors, key=lambda e: e[0])
+        alternatives = self._required_alternatives()
+        if type(error.kind).__name__ == "AnyOf" and not field and alternatives:
+            needs = f"{self.kind} message: needs {' or '.join(alternatives)} (or both)"
+            raise ContractError("missing_field", needs, alternatives[0])
         where = f"field '{field}'" if field else f"{self.kind} message"
         raise ContractError(code, f"{where}: {_reason(error, code)}", field)
+
+    def _required_alternatives(self) -> list[str]:
+        """Field names of a top-level `anyOf` whose branches each only require one field."""
+        branches = load_schema(self.kind).get("anyOf", [])
+        names = [b["required"][0] for b in branches if set(b) == {"required"} and len(b["required"]) == 1]
+        return names if names and len(names) == len(branches) else []
 
     def decode(self, raw: bytes | None, max_bytes: int) -> dict[str, Any]:
         """Bytes off the wire to a valid message, or ContractError saying what is wrong with them."""

@@ -17,15 +17,20 @@ from typing import Any
 
 import faust
 import redis
+from faust.types import TP
 
 from alerts.monitor import AlertMonitor, default_rules
 from alerts.rules import load_rules
 from alerts.windows import RecordResult, WindowStore
-from finsentry import logs
+from finsentry import logs, metrics
 from finsentry.db import open_database
+from finsentry.kafka_admin import ensure_topics
 from finsentry.settings import Settings
 from inference import Bundle, BundleError, InferenceEngine
 from inference.entities import EntityMatcher, load_watchlist
+from labels.review import ReviewQueue
+from labels.store import LabelStore
+from streams.learning import LabelIntake, offer_for_review, read_announcement
 from streams.scoring import BatchScorer, RawRecord, window_event
 
 log = logging.getLogger(__name__)
@@ -80,17 +85,25 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         lateness_s=settings.window_lateness_s,
     )
 
+    database = open_database(settings.effective_database_url)
     monitor = AlertMonitor(
         windows,
         load_rules(settings.rules) if settings.rules else default_rules(),
-        open_database(settings.effective_database_url),
+        database,
         rules_file=settings.rules,
     )
+    label_store = LabelStore(database, settings.frozen_percent)
+    review = ReviewQueue(database, label_store, settings.review_margin, settings.review_rate)
 
     def record_and_check(scored: list[dict[str, Any]]) -> RecordResult:
         events = [window_event(e) for e in scored]
         recorded = windows.record(events)
-        monitor.check({key for event in events for key in event.keys})
+        transitions = monitor.check({key for event in events for key in event.keys})
+        metrics.ALERTS_FIRED.inc(sum(t.after == "firing" for t in transitions))
+        try:
+            offer_for_review(review, scored)
+        except Exception:  # sampling for review is best effort: it must never hold up the stream
+            log.exception("could not queue predictions for review")
         return recorded
 
     @app.timer(interval=settings.alert_tick_s)
@@ -98,7 +111,8 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         await asyncio.get_running_loop().run_in_executor(None, monitor.tick)
 
     async def publish(records: list[RawRecord]) -> None:
-        result = await scorer.score(records)
+        with metrics.INFERENCE_SECONDS.time():
+            result = await scorer.score(records)
         # Windows and alerts first: a crash before the ack replays the batch, and the window store
         # skips ids it has seen, so nothing is counted twice.
         recorded = await asyncio.get_running_loop().run_in_executor(None, record_and_check, result.scored)
@@ -110,6 +124,7 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         # Wait for the broker to have every output before take_events acks the inputs.
         await asyncio.gather(*pending)
         totals.update({"in": len(records), "scored": len(result.scored), "dlq": len(result.dead_letters)})
+        count_batch(records, result.scored, result.dead_letters)
         log.debug(
             "batch",
             extra={
@@ -120,8 +135,26 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
             },
         )
 
+    switcher = ModelSwitcher(engine)
     if settings.model_watch_s and settings.model_dir is not None:
-        watch_model(app, engine, settings.model_dir, settings.model_watch_s)
+        watch_model(app, switcher, settings.model_dir, settings.model_watch_s)
+    follow_announcements(app, switcher, settings)
+    take_labels(app, settings, LabelIntake(label_store, settings.max_message_bytes), dlq_topic)
+
+    def count_batch(
+        records: list[RawRecord], scored: list[dict[str, Any]], dead_letters: list[dict[str, Any]]
+    ) -> None:
+        metrics.BATCH_SIZE.observe(len(records))
+        metrics.EVENTS_SCORED.inc(len(scored))
+        for topic, n in Counter(r.topic for r in records).items():
+            metrics.EVENTS_IN.labels(topic).inc(n)
+        for code, n in Counter(letter["error_code"] for letter in dead_letters).items():
+            metrics.DEAD_LETTERS.labels(code).inc(n)
+        last = {(r.topic, r.partition): r.offset for r in records}
+        for (topic, partition), offset in last.items():
+            highwater = app.consumer.highwater(TP(topic, partition))
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
 
     @app.agent(raw, name="score")
     async def score(stream: faust.Stream) -> None:
@@ -142,9 +175,32 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
     return app
 
 
-def watch_model(app: faust.App, engine: InferenceEngine, model_dir: Path, interval: float) -> None:
-    """Swaps to a new bundle written into model_dir; a refused one is logged once, the old one serves on."""
-    refused: set[str] = set()
+class ModelSwitcher:
+    """Hot swaps, from the folder watch or an announcement; a refused bundle is logged once."""
+
+    def __init__(self, engine: InferenceEngine) -> None:
+        self.engine = engine
+        self.refused: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def switch(self, path: Path, version: str) -> None:
+        async with self._lock:  # the watch and an announcement can ask at once
+            if version == self.engine.version or version in self.refused:
+                return
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.engine.reload, path)
+            except BundleError as exc:
+                self.refused.add(version)
+                log.error(
+                    "new model refused; the current one serves on",
+                    extra={"refused": version, "serving": self.engine.version, "reason": str(exc)},
+                )
+                return
+            metrics.MODEL_SWAPS.inc()
+
+
+def watch_model(app: faust.App, switcher: ModelSwitcher, model_dir: Path, interval: float) -> None:
+    """Swaps to a new bundle written into (or linked at) model_dir."""
 
     @app.timer(interval=interval)
     async def check_for_new_model() -> None:
@@ -152,16 +208,56 @@ def watch_model(app: faust.App, engine: InferenceEngine, model_dir: Path, interv
             version = Bundle.open(model_dir, verify=False).version
         except BundleError:
             return  # mid-replacement or absent: look again at the next tick
-        if version == engine.version or version in refused:
-            return
+        await switcher.switch(model_dir, version)
+
+
+def follow_announcements(app: faust.App, switcher: ModelSwitcher, settings: Settings) -> None:
+    """Every worker reads every announcement (no consumer group), from the newest on."""
+
+    @app.task
+    async def follow() -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            settings.topic_models,
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None,
+            auto_offset_reset="latest",
+        )
+        await consumer.start()
         try:
-            await asyncio.get_running_loop().run_in_executor(None, engine.reload, model_dir)
-        except BundleError as exc:
-            refused.add(version)
-            log.error(
-                "new model refused; the current one serves on",
-                extra={"refused": version, "serving": engine.version, "reason": str(exc)},
-            )
+            async for message in consumer:
+                announcement = read_announcement(message.value)
+                if announcement is not None:
+                    log.info("model announcement received", extra={"version": announcement["version"]})
+                    await switcher.switch(Path(announcement["bundle_path"]), announcement["version"])
+        finally:
+            await consumer.stop()
+
+
+def take_labels(app: faust.App, settings: Settings, intake: LabelIntake, dlq_topic: faust.TopicT) -> None:
+    labels_topic = app.topic(
+        settings.topic_labels, value_type=bytes, value_serializer="raw", key_serializer="raw"
+    )
+
+    @app.agent(labels_topic, name="labels")
+    async def store_labels(stream: faust.Stream) -> None:
+        async for events in stream.take_events(256, within=1.0):
+            records = [
+                RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value)
+                for e in events
+            ]
+            batch = intake.parse(records)
+            try:
+                stored = await asyncio.get_running_loop().run_in_executor(None, intake.store_labels, batch)
+                letters = [_json(letter) for letter in batch.dead_letters]
+                await asyncio.gather(*[await dlq_topic.send(key=None, value=letter) for letter in letters])
+            except Exception:
+                log.critical("labels not stored; exiting so that they are replayed", exc_info=True)
+                os._exit(EXIT_UNDELIVERED)
+            metrics.LABELS_IN.labels("kafka").inc(stored)
+            metrics.DEAD_LETTERS.labels("label").inc(len(batch.dead_letters))
+            log.info("labels stored", extra={"stored": stored, "dlq": len(batch.dead_letters)})
 
 
 def _json(payload: dict[str, Any]) -> bytes:
@@ -179,6 +275,12 @@ def run_worker(settings: Settings) -> None:
         batch_size=settings.inference_batch,
         threads=settings.threads,
     )
+    ensure_topics(settings.kafka_bootstrap, [settings.topic_labels], settings.topic_partitions)
+    ensure_topics(settings.kafka_bootstrap, [settings.topic_models], 1)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.web_host)
     app = build_app(settings, engine)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.finsentry_settings = settings

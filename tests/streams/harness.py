@@ -45,6 +45,8 @@ class StreamEnv:
             "FINSENTRY_TOPIC_COMMENTS": self.topic("comments.raw"),
             "FINSENTRY_TOPIC_SCORED": self.topic("events.scored"),
             "FINSENTRY_TOPIC_DLQ": self.topic("events.dlq"),
+            "FINSENTRY_TOPIC_LABELS": self.topic("labels"),
+            "FINSENTRY_TOPIC_MODELS": self.topic("models.updated"),
             "FINSENTRY_CONSUMER_GROUP": f"finsentry-{self.prefix}",
             "FINSENTRY_LOG_JSON": "true",
             "FINSENTRY_LOG_LEVEL": "DEBUG",  # per-batch lines show which worker did what
