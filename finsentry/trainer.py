@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from finsentry.settings import Settings, get_settings
 from finsentry.wiring import learning, nightly_config
 from training.nightly import NightlyTrainer, NightResult
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
 
 log = logging.getLogger(__name__)
 JOB_ID = "nightly-fine-tune"
@@ -26,24 +31,30 @@ def nightly_job() -> None:
 
 
 def run_scheduler(settings: Settings) -> None:
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.blocking import BlockingScheduler
+
+    schedule(settings, BlockingScheduler).start()
+
+
+def schedule(settings: Settings, scheduler_class: type[BaseScheduler]) -> BaseScheduler:
+    """A scheduler with the nightly job in the SQL job store (replacing an older schedule)."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.triggers.cron import CronTrigger
 
     learning(settings, announce=False)  # the schema is in place before the job store uses the database
-    scheduler = BlockingScheduler(
+    scheduler = scheduler_class(
         jobstores={"default": SQLAlchemyJobStore(url=settings.effective_database_url)}, timezone="UTC"
     )
+    trigger = CronTrigger.from_crontab(settings.train_cron, timezone="UTC")
     scheduler.add_job(
         nightly_job,
-        CronTrigger.from_crontab(settings.train_cron, timezone="UTC"),
+        trigger,
         id=JOB_ID,
         replace_existing=True,
         coalesce=True,  # nights missed while down run once, not once each
         max_instances=1,
         misfire_grace_time=6 * 3600,
     )
-    job = scheduler.get_job(JOB_ID)
-    next_run = str(job.next_run_time) if job else None
-    log.info("trainer scheduled", extra={"cron": settings.train_cron, "next_run": next_run})
-    scheduler.start()
+    next_run = trigger.get_next_fire_time(None, datetime.now(UTC))
+    log.info("trainer scheduled", extra={"cron": settings.train_cron, "next_run": str(next_run)})
+    return scheduler

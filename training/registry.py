@@ -6,6 +6,7 @@ champion's folder, replaced atomically, so a worker that opens `model_dir` alway
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from finsentry.db import Base, utcnow
 from inference.bundle import Bundle
 
 STATUSES = ("champion", "challenger", "rejected", "retired")
+log = logging.getLogger(__name__)
 
 
 class RegistryError(RuntimeError):
@@ -186,7 +188,10 @@ class Registry:
             self._point_at(Path(row.bundle_path))
         champion = self.get(version)
         if self.announce is not None:
-            self.announce(champion, previous)
+            try:
+                self.announce(champion, previous)
+            except Exception:  # the promotion stands: workers also find the new link by their folder watch
+                log.exception("promoted, but the announcement failed", extra={"version": version})
         return champion
 
     def rollback(self) -> ModelInfo:
