@@ -9,6 +9,8 @@ COPY inference inference
 COPY training training
 COPY schemas schemas
 COPY alerts alerts
+COPY labels labels
+COPY api api
 RUN pip install . && useradd --system --home /var/lib/finsentry finsentry && mkdir -p /var/lib/finsentry \
     && chown finsentry /var/lib/finsentry
 USER finsentry

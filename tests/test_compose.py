@@ -14,7 +14,7 @@ COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 def test_every_finsentry_variable_is_a_real_setting() -> None:
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    assert {"kafka", "redis", "postgres", "worker"} <= set(services)
+    assert {"kafka", "redis", "postgres", "worker", "dispatcher", "api", "trainer"} <= set(services)
     seen = 0
     for name, service in services.items():
         for variable in service.get("environment", {}):
@@ -40,3 +40,16 @@ def test_compose_settings_load(monkeypatch) -> None:  # type: ignore[no-untyped-
     assert settings.kafka_bootstrap == "kafka:9092"
     assert settings.max_batch == 64
     assert settings.effective_database_url.startswith("postgresql+psycopg://")
+
+
+def test_trainer_api_and_workers_share_the_model_registry() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    env = compose["x-finsentry-env"]
+    services = compose["services"]
+    for name in ("worker", "api", "trainer"):
+        mounts = {volume.split(":")[1]: volume for volume in services[name]["volumes"]}
+        assert "/models" in mounts, f"{name} sees the registry volume"
+    for setting in ("FINSENTRY_MODEL_DIR", "FINSENTRY_REGISTRY_DIR"):
+        assert env[setting].startswith("/models/"), setting
+    assert services["worker"]["volumes"][0].endswith(":ro"), "workers only read models"
+    assert "FINSENTRY_API_TOKEN" in services["api"]["environment"]
