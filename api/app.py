@@ -52,6 +52,7 @@ class LabelResult(BaseModel):
     inserted: int
     updated: int
     unchanged: int
+    repeated: int
     ids: list[int]
 
 

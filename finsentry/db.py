@@ -32,11 +32,11 @@ def utcnow() -> datetime:
 
 def migrate(engine: Engine) -> None:
     """Brings the database to the newest schema (a no-op when it is there already)."""
+    # Alembic narrates every step (from its import on) at INFO; a service start is not the place for it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
-    # Alembic narrates every step at INFO; a service start is not the place for it.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

@@ -39,7 +39,7 @@ def label_import(
     counts = parts.labels.counts()
     console.print(
         f"{len(examples)} rows: {result.inserted} new, {result.updated} relabelled,"
-        f" {result.unchanged} unchanged; store: {counts['total']} samples,"
+        f" {result.unchanged} unchanged, {result.repeated} repeated; store: {counts['total']} samples,"
         f" {counts['frozen']} in the frozen evaluation set"
     )
 

@@ -88,6 +88,7 @@ class AddResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    repeated: int = 0  # the same text more than once in one call: stored once, the last label wins
     ids: list[int] = field(default_factory=list)
 
 
@@ -117,7 +118,10 @@ class LabelStore:
         result = AddResult()
         batch: dict[str, NewLabel] = {}
         for label in labels:
-            batch[text_key(label.text)] = label  # the same text twice in one call: the later wins
+            key = text_key(label.text)
+            if key in batch:
+                result.repeated += 1
+            batch[key] = label  # the same text twice in one call: the later wins
             if len(batch) >= chunk:
                 self._add_chunk(batch, result)
                 batch = {}
