@@ -161,6 +161,7 @@ def simulate_nights(
         Path | None, typer.Option(help="A bundle already trained on the seed half (else one is trained)")
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs of each night")] = 1,
+    first_epochs: Annotated[int, typer.Option(help="Epochs of the first model, from the base")] = 2,
     max_steps: Annotated[int | None, typer.Option(help="Cap the optimiser steps of a night")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the nights as JSON")] = False,
 ) -> None:
@@ -187,7 +188,7 @@ def simulate_nights(
         console.print(f"  {row.decision}")
 
     overrides = {"epochs": epochs} | ({"max_steps": max_steps} if max_steps else {})
-    rows = simulate(settings, examples, valid_sets, champion, on_night=show, **overrides)
+    rows = simulate(settings, examples, valid_sets, champion, first_epochs, on_night=show, **overrides)
     if as_json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return
