@@ -157,9 +157,6 @@ def simulate_nights(
     sentiment_col: Annotated[str | None, typer.Option(help="Column with the sentiment label")] = None,
     topic_map: Annotated[str | None, typer.Option(help="0=Analyst Update,... or a TSV file")] = None,
     sentiment_map: Annotated[str | None, typer.Option(help="e.g. 0=negative,1=positive,2=neutral")] = None,
-    champion: Annotated[
-        Path | None, typer.Option(help="A bundle already trained on the seed half (else one is trained)")
-    ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs of each night")] = 1,
     first_epochs: Annotated[int, typer.Option(help="Epochs of the first model, from the base")] = 2,
     max_steps: Annotated[int | None, typer.Option(help="Cap the optimiser steps of a night")] = None,
@@ -188,7 +185,7 @@ def simulate_nights(
         console.print(f"  {row.decision}")
 
     overrides = {"epochs": epochs} | ({"max_steps": max_steps} if max_steps else {})
-    rows = simulate(settings, examples, valid_sets, champion, first_epochs, on_night=show, **overrides)
+    rows = simulate(settings, examples, valid_sets, first_epochs, on_night=show, **overrides)
     if as_json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return

@@ -54,7 +54,6 @@ def simulate(
     settings: Settings,
     examples: Sequence[Example],
     valid_sets: dict[str, list[Example]],
-    champion_bundle: Path | None,
     first_epochs: int = 2,
     on_night: Callable[[NightRow], None] | None = None,
     **overrides: Any,
@@ -64,7 +63,7 @@ def simulate(
     trainer = NightlyTrainer(parts.engine, parts.registry, parts.labels, config)
     rows: list[NightRow] = []
 
-    def night(name: str, labels: list[Example], by: str) -> NightRow:
+    def night(name: str, labels: list[Example], by: str) -> None:
         parts.labels.add(examples_to_labels(labels, by))
         result = trainer.run()
         model = parts.registry.get(result.version) if result.version else None
@@ -74,27 +73,12 @@ def simulate(
         rows.append(row)
         if on_night:
             on_night(row)
-        return row
 
-    seed = portion(examples, 0, 50)
-    if champion_bundle is not None:
-        parts.labels.add(examples_to_labels(seed, "seed"))
-        stamp = parts.labels.newest_label_time()
-        model = parts.registry.register(
-            champion_bundle,
-            "champion",
-            data={"trained_through": stamp.isoformat() if stamp else None},
-            decision="trained on the seed half with `finsentry train`",
-        )
-        row = NightRow("seed", len(seed), "promoted", model.version, model.decision)
-        row.valid = score_on_valid(model.bundle_path, valid_sets)
-        rows.append(row)
-        if on_night:
-            on_night(row)
-    else:
-        trainer.config = nightly_config(settings, min_new_labels=1, **{**overrides, "epochs": first_epochs})
-        night("seed", seed, "seed")
-        trainer.config = config
+    # The first model learns the seed half from the base model, like any first night: a champion
+    # trained outside the store would have seen the frozen evaluation set and would skew the gate.
+    trainer.config = nightly_config(settings, min_new_labels=1, **{**overrides, "epochs": first_epochs})
+    night("seed", portion(examples, 0, 50), "seed")
+    trainer.config = config
     thirds = [(50, 67), (67, 84), (84, 100)]
     night("night 1", portion(examples, *thirds[0]), "analyst")
     night("night 2", portion(examples, *thirds[1]), "analyst")
