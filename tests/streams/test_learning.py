@@ -9,11 +9,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from finsentry.db import open_database
+from finsentry.services.process import free_port
 from labels.tables import ReviewItemRow, SampleRow
 from tests.streams.harness import StreamEnv, TopicReader, WorkerProcess, producer, wait_until
 from tests.streams.test_worker import assigned_partitions, valid_event
@@ -34,7 +36,10 @@ def stream_env(kafka_bootstrap: str, redis_url: str, tiny_bundle: Path, tmp_path
 def test_worker_stores_labels_from_kafka_and_dead_letters_bad_ones(stream_env: StreamEnv) -> None:
     database = open_database(f"sqlite:///{stream_env.home / 'finsentry.db'}")
     dlq = TopicReader(stream_env.bootstrap, stream_env.topic("events.dlq"))
-    worker = WorkerProcess(stream_env, "worker", review_rate="1.0", review_margin="1.0")
+    metrics_port = free_port()
+    worker = WorkerProcess(
+        stream_env, "worker", review_rate="1.0", review_margin="1.0", metrics_port=str(metrics_port)
+    )
     out = producer(stream_env.bootstrap)
     good = [
         {"schema_version": 1, "text": f"Acme result {i}", "sentiment": "negative", "labeled_by": "ana"}
@@ -71,6 +76,7 @@ def test_worker_stores_labels_from_kafka_and_dead_letters_bad_ones(stream_env: S
         wait_until(lambda: count(select(func.count()).select_from(SampleRow)) >= 40, 60, "labels stored")
         wait_until(lambda: len(dlq.records) >= len(bad), 60, "bad labels dead-lettered", dlq.poll)
         wait_until(lambda: count(select(func.count()).select_from(ReviewItemRow)) >= 30, 60, "review items")
+        scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
     finally:
         out.close()
         worker.stop()
@@ -79,6 +85,11 @@ def test_worker_stores_labels_from_kafka_and_dead_letters_bad_ones(stream_env: S
     codes = Counter(letter["error_code"] for letter in dlq.values())
     assert codes == {"invalid_json": 1, "missing_field": 1, "invalid_value": 2}, codes
     assert all(letter["topic"] == stream_env.topic("labels") for letter in dlq.values())
+    assert "finsentry_events_scored_total 30.0" in scrape
+    assert f'finsentry_events_in_total{{topic="{stream_env.topic("news.raw")}"}} 30.0' in scrape
+    assert 'finsentry_dead_letters_total{code="label"} 4.0' in scrape
+    assert "finsentry_inference_seconds_count" in scrape and "finsentry_batch_size_bucket" in scrape
+    assert f'finsentry_consumer_lag{{partition="0",topic="{stream_env.topic("news.raw")}"}} 0.0' in scrape
 
 
 def test_worker_under_load_follows_a_promotion_announced_on_kafka(
