@@ -33,7 +33,7 @@ class NightlyConfig:
     tolerance: float = 0.01  # how far one head's macro-F1 may drop if the mean does not
     min_frozen_per_head: int = 30
     epochs: int = 2
-    lr: float = 3e-5
+    lr: float = 3e-5  # continuing from a champion; a first model from the base takes TrainConfig's rate
     batch_size: int = 32
     max_steps: int | None = None
     lock_ttl: timedelta = timedelta(hours=6)
@@ -133,7 +133,7 @@ class NightlyTrainer:
             init_from=champion.bundle_path if champion else None,
             version=version,
             epochs=self.config.epochs,
-            lr=self.config.lr,
+            lr=self.config.lr if champion else TrainConfig.lr,
             batch_size=self.config.batch_size,
             max_steps=self.config.max_steps,
             seed=self.config.seed,
