@@ -41,13 +41,21 @@ def portion(examples: Sequence[Example], low: int, high: int) -> list[Example]:
 
 
 def shuffled(examples: Sequence[Example], seed: int) -> list[Example]:
-    """The same texts with each head's labels permuted among them."""
+    """The same texts, each head's labels permuted among the rows that have a label for that head."""
     rng = random.Random(seed)
-    topics = [ex.topic for ex in examples]
-    sentiments = [ex.sentiment for ex in examples]
+    topics = [ex.topic for ex in examples if ex.topic is not None]
+    sentiments = [ex.sentiment for ex in examples if ex.sentiment is not None]
     rng.shuffle(topics)
     rng.shuffle(sentiments)
-    return [Example(ex.text, t, s) for ex, t, s in zip(examples, topics, sentiments, strict=True)]
+    topic_draw, sentiment_draw = iter(topics), iter(sentiments)
+    return [
+        Example(
+            ex.text,
+            next(topic_draw) if ex.topic is not None else None,
+            next(sentiment_draw) if ex.sentiment is not None else None,
+        )
+        for ex in examples
+    ]
 
 
 def simulate(
