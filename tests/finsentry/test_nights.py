@@ -8,7 +8,9 @@ from finsentry.nights import portion, shuffled
 from training.data import Example
 
 ROWS = [
-    Example(f"text {i}", f"topic {i % 5}" if i % 3 else None, ("negative", "neutral")[i % 2] if i % 4 else None)
+    Example(
+        f"text {i}", f"topic {i % 5}" if i % 3 else None, ("negative", "neutral")[i % 2] if i % 4 else None
+    )
     for i in range(400)
 ]
 ROWS = [ex for ex in ROWS if ex.topic or ex.sentiment]
