@@ -307,13 +307,4 @@ def create_app(parts: Learning, token: str) -> FastAPI:
 
 
 def _model(info: ModelInfo) -> Model:
-    return Model(
-        version=info.version,
-        parent=info.parent,
-        status=info.status,
-        decision=info.decision,
-        metrics=info.metrics,
-        data=info.data,
-        created_at=info.created_at,
-        promoted_at=info.promoted_at,
-    )
+    return Model.model_validate(info, from_attributes=True)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from finsentry.settings import get_settings
+
+if TYPE_CHECKING:
+    from training.registry import ModelInfo
 
 console = Console(stderr=True)
 label_app = typer.Typer(help="Labelled samples: import them, count them.", no_args_is_help=True)
@@ -142,10 +145,10 @@ def _f1(report: dict | None) -> str:
     return f"{report['macro_f1']:.4f}" if report else ""
 
 
-def _model_dict(model: object) -> dict:
+def _model_dict(model: ModelInfo) -> dict:
     from dataclasses import asdict
 
-    return asdict(model)  # type: ignore[call-overload]
+    return asdict(model)
 
 
 def simulate_nights(

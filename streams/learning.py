@@ -3,7 +3,6 @@ and the announcements of new champion models. No faust here."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,7 +89,3 @@ def read_announcement(raw: bytes | None) -> dict[str, Any] | None:
     except ContractError as exc:
         log.error("ignoring a bad model announcement", extra={"error": exc.message})
         return None
-
-
-def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

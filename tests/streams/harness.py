@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,3 +135,31 @@ def wait_until(
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def steady_sender(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> threading.Thread:
+    """A thread that sends the events keyed by id, 200 at a time with a pause: load that lasts."""
+
+    def send() -> None:
+        out = producer(bootstrap)
+        for i, event in enumerate(events):
+            out.send(topic, key=event["id"].encode(), value=json.dumps(event).encode())
+            if i % 200 == 199:
+                out.flush()
+                time.sleep(0.2)
+        out.close()
+
+    return threading.Thread(target=send)
+
+
+def assert_switched_once(records: list[Any], sent: list[str], old: str, new: str) -> None:
+    """Every event scored exactly once; both models served; no partition goes back to the old one."""
+    ids = Counter(json.loads(r.value)["id"] for r in records)
+    assert set(ids) == set(sent) and sum(ids.values()) == len(sent), "none lost, none repeated"
+    by_partition: dict[int, list[str]] = {}
+    for record in records:
+        by_partition.setdefault(record.partition, []).append(json.loads(record.value)["model_version"])
+    assert {v for vs in by_partition.values() for v in vs} == {old, new}
+    for versions in by_partition.values():
+        if new in versions:
+            assert old not in versions[versions.index(new) :], "no event goes back to the old model"

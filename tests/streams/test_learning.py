@@ -4,7 +4,6 @@ and a promotion announced on Kafka that a worker under load follows without losi
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,15 @@ from sqlalchemy.orm import Session
 from finsentry.db import open_database
 from finsentry.services.process import free_port
 from labels.tables import ReviewItemRow, SampleRow
-from tests.streams.harness import StreamEnv, TopicReader, WorkerProcess, producer, wait_until
+from tests.streams.harness import (
+    StreamEnv,
+    TopicReader,
+    WorkerProcess,
+    assert_switched_once,
+    producer,
+    steady_sender,
+    wait_until,
+)
 from tests.streams.test_worker import assigned_partitions, valid_event
 from tests.tiny_model import build_tiny_bundle
 from training.announce import KafkaAnnouncer
@@ -105,17 +112,8 @@ def test_worker_under_load_follows_a_promotion_announced_on_kafka(
     worker = WorkerProcess(stream_env, "worker", model_watch_s="0")
     sent = [f"evt-{i}" for i in range(3_000)]
 
-    def send_steadily() -> None:
-        out = producer(stream_env.bootstrap)
-        for i, event_id in enumerate(sent):
-            value = json.dumps(valid_event(i)).encode()
-            out.send(stream_env.topic("news.raw"), key=event_id.encode(), value=value)
-            if i % 200 == 199:
-                out.flush()
-                time.sleep(0.2)
-        out.close()
-
-    sender = threading.Thread(target=send_steadily)
+    news = [valid_event(i) for i in range(len(sent))]
+    sender = steady_sender(stream_env.bootstrap, stream_env.topic("news.raw"), news)
     try:
         wait_until(lambda: bool(assigned_partitions(worker)), 120, "the worker to join")
         sender.start()
@@ -129,15 +127,7 @@ def test_worker_under_load_follows_a_promotion_announced_on_kafka(
         worker.stop()
         scored.close()
 
-    ids = Counter(json.loads(r.value)["id"] for r in scored.records)
-    assert set(ids) == set(sent) and sum(ids.values()) == len(sent), "none lost, none repeated"
-    by_partition: dict[int, list[str]] = {}
-    for record in scored.records:
-        by_partition.setdefault(record.partition, []).append(json.loads(record.value)["model_version"])
-    assert {v for vs in by_partition.values() for v in vs} == {"tiny-1", "tiny-2"}
-    for versions in by_partition.values():
-        if "tiny-2" in versions:
-            assert "tiny-1" not in versions[versions.index("tiny-2") :], "no event goes back to the old model"
+    assert_switched_once(scored.records, sent, "tiny-1", "tiny-2")
     events = worker.log_events()
     announced = [e for e in events if e.get("event") == "model announcement received"]
     assert [e.get("version") for e in announced] == ["tiny-2"]

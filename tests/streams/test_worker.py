@@ -14,7 +14,15 @@ import redis
 
 from alerts.windows import WindowStore
 from schemas import Contract
-from tests.streams.harness import StreamEnv, TopicReader, WorkerProcess, producer, wait_until
+from tests.streams.harness import (
+    StreamEnv,
+    TopicReader,
+    WorkerProcess,
+    assert_switched_once,
+    producer,
+    steady_sender,
+    wait_until,
+)
 from tests.tiny_model import build_tiny_bundle
 
 pytestmark = pytest.mark.stack
@@ -222,18 +230,8 @@ def test_worker_swaps_to_a_new_bundle_under_load(stream_env: StreamEnv, tmp_path
     worker = WorkerProcess(stream_env, "worker", model_watch_s="0.5")
     sent = [f"evt-{i}" for i in range(4_000)]
 
-    def send_steadily() -> None:
-        out = producer(stream_env.bootstrap)
-        for i, event_id in enumerate(sent):
-            out.send(
-                stream_env.topic("news.raw"), key=event_id.encode(), value=json.dumps(valid_event(i)).encode()
-            )
-            if i % 200 == 199:
-                out.flush()
-                time.sleep(0.2)
-        out.close()
-
-    sender = threading.Thread(target=send_steadily)
+    news = [valid_event(i) for i in range(len(sent))]
+    sender = steady_sender(stream_env.bootstrap, stream_env.topic("news.raw"), news)
     try:
         wait_until(lambda: bool(assigned_partitions(worker)), 120, "the worker to join")
         sender.start()
@@ -247,15 +245,5 @@ def test_worker_swaps_to_a_new_bundle_under_load(stream_env: StreamEnv, tmp_path
         worker.stop()
         scored.close()
 
-    ids = Counter(json.loads(r.value)["id"] for r in scored.records)
-    assert set(ids) == set(sent) and sum(ids.values()) == len(sent), "none lost, none repeated"
-    by_partition: dict[int, list[str]] = {}
-    for record in scored.records:
-        by_partition.setdefault(record.partition, []).append(json.loads(record.value)["model_version"])
-    versions = {v for vs in by_partition.values() for v in vs}
-    assert versions == {"tiny-1", "tiny-2"}
-    for partition_versions in by_partition.values():
-        if "tiny-2" in partition_versions:
-            first_new = partition_versions.index("tiny-2")
-            assert "tiny-1" not in partition_versions[first_new:], "no event goes back to the old model"
+    assert_switched_once(scored.records, sent, "tiny-1", "tiny-2")
     assert any(e.get("event") == "model swapped" for e in worker.log_events())
