@@ -3,6 +3,7 @@ FROM python:3.11-slim
 ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 FINSENTRY_HOME=/var/lib/finsentry
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY foundation foundation
 COPY finsentry finsentry
 COPY streams streams
 COPY inference inference

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from alerts.notifiers import Delivery, Notifier
 from alerts.store import NotificationRow
-from finsentry.db import utcnow
+from foundation.clock import utcnow
+from foundation.outage import Guard
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ class Dispatcher:
         if wait > 0:
             time.sleep(wait)
 
-    def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
+    def run(self, stop: threading.Event, guard: Guard, poll_s: float = 0.2) -> None:
+        """Until `stop`; a database outage is waited out by `guard` (the outbox is where it was)."""
         while not stop.is_set():
-            if not self.run_once():
+            if not guard.call(self.run_once):
                 stop.wait(poll_s)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from alerts.evaluate import Evaluation
 from alerts.store import AlertRow, NotificationRow, SilenceRow
-from finsentry.db import utcnow
+from foundation.clock import utcnow
 
 log = logging.getLogger(__name__)
 Evidence = Callable[[str, int], list[dict[str, Any]]]  # (scope key, window seconds) -> items

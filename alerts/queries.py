@@ -6,7 +6,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.store import AlertRow
-from finsentry.db import utcnow
+from foundation.clock import utcnow
 
 STATES = ("pending", "firing", "resolved", "inactive")
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.store import SilenceRow
-from finsentry.db import utcnow
+from foundation.clock import utcnow
 
 
 def parse_matchers(pairs: list[str]) -> dict[str, str]:

@@ -21,10 +21,10 @@ from sqlalchemy import text
 
 from alerts.queries import STATES, acknowledge, list_alerts
 from alerts.silences import active_silences, add_silence, expire_silence
-from finsentry.metrics import DatabaseCollector
-from finsentry.wiring import Learning
+from api.metrics import DatabaseCollector
 from labels.store import LabelError, NewLabel
 from schemas import Contract, ContractError, load_schema
+from training.learning import Learning
 from training.registry import ModelInfo, RegistryError, UnknownModel
 
 MAX_LABELS_PER_REQUEST = 1000

@@ -25,10 +25,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from finsentry.kafka_admin import ensure_topics
-from finsentry.settings import Settings
 from finsentry.slack_standin import SlackStandIn
 from finsentry.stack import LocalStack
+from foundation.kafka_admin import ensure_topics
+from foundation.settings import Settings
 from inference.bench import percentile
 from inference.bundle import ENCODER_DIR, TOKENIZER_DIR, Bundle
 

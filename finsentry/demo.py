@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from finsentry.settings import Settings
 from finsentry.slack_standin import SlackStandIn
 from finsentry.stack import LocalStack
+from foundation.settings import Settings
 from inference import Bundle, BundleError
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finsentry.settings import Settings
-from finsentry.wiring import learning, nightly_config
+from foundation.settings import Settings
+from labels.examples import Example, split_bucket
 from labels.store import examples_to_labels
-from training.data import Example, split_bucket
 from training.evaluate import evaluate_bundle
+from training.learning import learning, nightly_config
 from training.nightly import NightlyTrainer
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-from finsentry.kafka_admin import ensure_topics
 from finsentry.services.kafka import KafkaServer
 from finsentry.services.process import ServiceError, port_open, terminate
 from finsentry.services.redis import RedisServer
-from finsentry.settings import Settings
+from foundation.kafka_admin import ensure_topics
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from finsentry.db import utcnow
+from foundation.clock import utcnow
 from labels.store import LabelError, LabelStore, NewLabel
 from labels.tables import ReviewItemRow
 

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from finsentry.db import utcnow
+from foundation.clock import utcnow
+from labels.examples import Example, split_bucket
 from labels.tables import SampleRow
-from training.data import Example, split_bucket
 
 SENTIMENTS = ("negative", "neutral", "positive")
 ORIGINS = ("import", "api", "kafka", "review")

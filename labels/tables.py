@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from finsentry.db import Base
+from foundation.db import Base
 
 
 class SampleRow(Base):

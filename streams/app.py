@@ -3,6 +3,10 @@
 Delivery is at-least-once: `take_events` acks a batch's records only after the body below has
 awaited the broker's acknowledgement of every output, and faust commits only acked offsets. A
 crash between output and commit replays the batch; event ids let consumers drop the repeats.
+
+An outage of Redis or SQL holds the batch in hand (so no offset moves past it) and retries it until
+the dependency is back; the model stays loaded and the consumer stays in its group. Only an outage
+longer than `max_outage_s` ends the process, before the ack, so that a restart replays the batch.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import redis
@@ -22,10 +26,11 @@ from faust.types import TP
 from alerts.monitor import AlertMonitor, default_rules
 from alerts.rules import load_rules
 from alerts.windows import RecordResult, WindowStore
-from finsentry import logs, metrics
-from finsentry.db import open_database
-from finsentry.kafka_admin import ensure_topics
-from finsentry.settings import Settings
+from foundation import logs, metrics
+from foundation.db import open_database
+from foundation.kafka_admin import ensure_topics
+from foundation.outage import Outages, redis_dependency, sql_dependency
+from foundation.settings import Settings
 from inference import Bundle, BundleError, InferenceEngine
 from inference.entities import EntityMatcher, load_watchlist
 from labels.review import ReviewQueue
@@ -38,7 +43,7 @@ EXIT_UNDELIVERED = 70  # EX_SOFTWARE: a supervisor restarts the worker
 STATS_EVERY_S = 30.0
 
 
-def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
+def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> faust.App:
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         "finsentry",
@@ -78,14 +83,18 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         log.info("partitions assigned", extra={"partitions": ",".join(inputs), "count": len(inputs)})
 
     windows = WindowStore(
-        redis.Redis.from_url(settings.redis_url),
+        redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,  # a frozen server is an outage, not a hang
+            socket_connect_timeout=settings.redis_timeout_s,
+        ),
         prefix=settings.redis_prefix,
         bucket_s=settings.window_bucket_s,
         retention_s=settings.window_retention_s,
         lateness_s=settings.window_lateness_s,
     )
 
-    database = open_database(settings.effective_database_url)
+    database = outages.guard("sql").call(open_database, settings.effective_database_url)
     monitor = AlertMonitor(
         windows,
         load_rules(settings.rules) if settings.rules else default_rules(),
@@ -102,20 +111,27 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
         metrics.ALERTS_FIRED.inc(sum(t.after == "firing" for t in transitions))
         try:
             offer_for_review(review, scored)
-        except Exception:  # sampling for review is best effort: it must never hold up the stream
+        except outages.errors:
+            raise  # an unreachable database holds the batch like any outage
+        except Exception:  # sampling for review is best effort: a bug in it must not hold up the stream
             log.exception("could not queue predictions for review")
         return recorded
 
+    batch_guard, tick_guard = outages.guard("redis", "sql"), outages.guard("sql")
+
     @app.timer(interval=settings.alert_tick_s)
     async def alert_tick() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, monitor.tick)
+        # The next tick comes round anyway: an outage is noted here, not waited out.
+        await asyncio.get_running_loop().run_in_executor(None, tick_guard.attempt, monitor.tick)
 
     async def publish(records: list[RawRecord]) -> None:
         with metrics.INFERENCE_SECONDS.time():
             result = await scorer.score(records)
         # Windows and alerts first: a crash before the ack replays the batch, and the window store
         # skips ids it has seen, so nothing is counted twice.
-        recorded = await asyncio.get_running_loop().run_in_executor(None, record_and_check, result.scored)
+        recorded = await asyncio.get_running_loop().run_in_executor(
+            None, batch_guard.call, record_and_check, result.scored
+        )
         totals.update({"late": recorded.late, "replayed": recorded.duplicates})
         pending = [
             await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
@@ -139,7 +155,7 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
     if settings.model_watch_s and settings.model_dir is not None:
         watch_model(app, switcher, settings.model_dir, settings.model_watch_s)
     follow_announcements(app, switcher, settings)
-    take_labels(app, settings, LabelIntake(label_store, settings.max_message_bytes), dlq_topic)
+    take_labels(app, settings, LabelIntake(label_store, settings.max_message_bytes), dlq_topic, outages)
 
     def count_batch(
         records: list[RawRecord], scored: list[dict[str, Any]], dead_letters: list[dict[str, Any]]
@@ -165,6 +181,8 @@ def build_app(settings: Settings, engine: InferenceEngine) -> faust.App:
             ]
             try:
                 await publish(records)
+            except asyncio.CancelledError:
+                stop_before_ack("score")
             except Exception:
                 # take_events would ack this batch on the way out of the loop, and a later commit would
                 # lose it. Input errors never get here (they become dead letters); this is the broker
@@ -235,7 +253,9 @@ def follow_announcements(app: faust.App, switcher: ModelSwitcher, settings: Sett
             await consumer.stop()
 
 
-def take_labels(app: faust.App, settings: Settings, intake: LabelIntake, dlq_topic: faust.TopicT) -> None:
+def take_labels(
+    app: faust.App, settings: Settings, intake: LabelIntake, dlq_topic: faust.TopicT, outages: Outages
+) -> None:
     labels_topic = app.topic(
         settings.topic_labels, value_type=bytes, value_serializer="raw", key_serializer="raw"
     )
@@ -249,15 +269,26 @@ def take_labels(app: faust.App, settings: Settings, intake: LabelIntake, dlq_top
             ]
             batch = intake.parse(records)
             try:
-                stored = await asyncio.get_running_loop().run_in_executor(None, intake.store_labels, batch)
+                stored = await asyncio.get_running_loop().run_in_executor(
+                    None, outages.guard("sql").call, intake.store_labels, batch
+                )
                 letters = [_json(letter) for letter in batch.dead_letters]
                 await asyncio.gather(*[await dlq_topic.send(key=None, value=letter) for letter in letters])
+            except asyncio.CancelledError:
+                stop_before_ack("labels")
             except Exception:
                 log.critical("labels not stored; exiting so that they are replayed", exc_info=True)
                 os._exit(EXIT_UNDELIVERED)
             metrics.LABELS_IN.labels("kafka").inc(stored)
             metrics.DEAD_LETTERS.labels("label").inc(len(batch.dead_letters))
             log.info("labels stored", extra={"stored": stored, "dlq": len(batch.dead_letters)})
+
+
+def stop_before_ack(agent: str) -> NoReturn:
+    """Stopped mid-batch (a SIGTERM, perhaps while an outage held the batch): take_events would ack the
+    batch on the way out and the stop would commit it unprocessed. Exit first; a restart replays it."""
+    log.warning("stopped mid-batch; exiting before its ack so that it is replayed", extra={"agent": agent})
+    os._exit(0)
 
 
 def _json(payload: dict[str, Any]) -> bytes:
@@ -277,11 +308,10 @@ def run_worker(settings: Settings) -> None:
     )
     ensure_topics(settings.kafka_bootstrap, [settings.topic_labels], settings.topic_partitions)
     ensure_topics(settings.kafka_bootstrap, [settings.topic_models], 1)
+    outages = Outages([redis_dependency(), sql_dependency()], settings.max_outage_s)
     if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, addr=settings.web_host)
-    app = build_app(settings, engine)
+        metrics.serve(settings.web_host, settings.metrics_port, outages.state)
+    app = build_app(settings, engine, outages)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.finsentry_settings = settings
     worker.execute_from_commandline()

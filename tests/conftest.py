@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from finsentry.services.kafka import KafkaServer
 from finsentry.services.postgres import PostgresServer
 from finsentry.services.redis import RedisServer
-from finsentry.settings import DEFAULT_HOME
+from foundation.settings import DEFAULT_HOME
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -72,7 +72,7 @@ def sql_engine(database_url: str) -> Engine:
     """An empty database at the newest schema, made by the migrations, on SQLite and on PostgreSQL."""
     from sqlalchemy import MetaData
 
-    from finsentry.db import make_engine, migrate
+    from foundation.db import make_engine, migrate
 
     engine = make_engine(database_url)
     existing = MetaData()

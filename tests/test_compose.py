@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from finsentry.settings import Settings
+from foundation.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from inference.bundle import SENTIMENTS
+from labels.examples import Example, split_bucket
 
 
 class DataError(ValueError):
     """A data file or a column/label flag that cannot be used, with the place and the reason."""
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str
-    topic: str | None = None
-    sentiment: str | None = None
 
 
 def parse_label_map(spec: str | None) -> dict[str, str]:
@@ -134,15 +126,6 @@ def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:
         if topic is not None or sentiment is not None:
             result.append(Example(text, topic, sentiment))
     return result, conflicts
-
-
-def split_bucket(text: str, salt: str = "") -> int:
-    """A stable 0-99 bucket from the text, so the split never changes between runs or machines.
-
-    A salt gives an independent bucketing, for splits that must not line up with train/valid/test.
-    """
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=4, salt=salt.encode("utf-8")[:16]).digest()
-    return int.from_bytes(digest, "big") % 100
 
 
 def split(examples: list[Example]) -> tuple[list[Example], list[Example], list[Example]]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from labels.examples import Example
 from training.base import packaged_base_model
-from training.data import Example, load_examples, parse_label_map
+from training.data import load_examples, parse_label_map
 from training.train import TrainConfig, train
 
 # A short run: enough for a model that reads finance headlines sensibly, in a few minutes on 2 cores.

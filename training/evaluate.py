@@ -9,7 +9,7 @@ from typing import Any
 from rich.progress import Progress
 
 from inference import InferenceEngine
-from training.data import Example
+from labels.examples import Example
 from training.metrics import classification_report
 from training.train import unk_rate, warn_if_unknown
 

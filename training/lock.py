@@ -1,23 +1,29 @@
 """A lease in SQL that lets one trainer run at a time, across processes and machines.
 
 A row per lock name; taking it is one conditional UPDATE (or the first INSERT), so two trainers that
-start together cannot both win. A lease that outlives a crashed holder expires on its own.
+start together cannot both win. While the holder runs, a heartbeat thread pushes the expiry one
+`ttl` ahead every third of it; a holder that is killed stops renewing, and its lease lapses within `ttl`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, String, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from finsentry.db import Base, utcnow
+from foundation.clock import utcnow
+from foundation.db import Base
+
+log = logging.getLogger(__name__)
 
 
 class LockRow(Base):
@@ -34,6 +40,8 @@ class Lease:
     acquired: bool
     holder: str  # who holds it now: us when acquired, the other one when not
     since: datetime | None
+    # Set when a renewal finds the lease taken by another holder: our work must not be published.
+    lost: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 def holder_name() -> str:
@@ -70,13 +78,47 @@ def release(engine: Engine, name: str, holder: str) -> None:
         )
 
 
+def renew(engine: Engine, name: str, holder: str, ttl: timedelta) -> bool:
+    """Pushes the expiry one ttl ahead; False when the lease is no longer ours."""
+    with Session(engine) as session, session.begin():
+        return bool(
+            session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires_at=utcnow() + ttl)
+            ).rowcount
+        )
+
+
+def _heartbeat(engine: Engine, name: str, taken: Lease, ttl: timedelta, stop: threading.Event) -> None:
+    while not stop.wait(ttl.total_seconds() / 3):
+        try:
+            still_ours = renew(engine, name, taken.holder, ttl)
+        except Exception as exc:  # the database may be back before the lease lapses: keep beating
+            log.warning("lease not renewed", extra={"lock": name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        if not still_ours:
+            taken.lost.set()
+            log.error("lease lost to another holder", extra={"lock": name, "holder": taken.holder})
+            return
+
+
 @contextmanager
 def lease(engine: Engine, name: str, ttl: timedelta, holder: str | None = None) -> Iterator[Lease]:
-    """Yields the lease; it is released on exit only if it was taken here."""
+    """Yields the lease, renewed while the block runs; released on exit only if it was taken here."""
     holder = holder or holder_name()
     taken = try_acquire(engine, name, holder, ttl)
+    if not taken.acquired:
+        yield taken
+        return
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_heartbeat, args=(engine, name, taken, ttl, stop), name=f"lease-{name}", daemon=True
+    )
+    beat.start()
     try:
         yield taken
     finally:
-        if taken.acquired:
-            release(engine, name, holder)
+        stop.set()
+        beat.join()
+        release(engine, name, holder)

@@ -15,14 +15,18 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from labels.examples import Example, split_bucket
 from labels.store import LabelStore
-from training.data import Example, split_bucket
-from training.lock import lease
+from training.lock import Lease, lease
 from training.registry import ModelInfo, Registry
 
 log = logging.getLogger(__name__)
 LOCK = "nightly-trainer"
 HEADS = ("topic", "sentiment")
+
+
+class LeaseLost(RuntimeError):
+    """The lease lapsed (no heartbeat got through) and another trainer took it."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class NightlyConfig:
     lr: float = 3e-5  # continuing from a champion; a first model from the base takes TrainConfig's rate
     batch_size: int = 32
     max_steps: int | None = None
-    lock_ttl: timedelta = timedelta(hours=6)
+    lock_ttl: timedelta = timedelta(minutes=2)  # renewed by a heartbeat while the night runs
     seed: int = 13
     progress: bool = False
 
@@ -88,9 +92,9 @@ class NightlyTrainer:
                 detail = f"another trainer holds the lock ({held.holder}, since {held.since}); skipping"
                 log.warning("trainer skipped", extra={"reason": detail})
                 return NightResult("skipped", detail)
-            return self._run_locked(force)
+            return self._run_locked(force, held)
 
-    def _run_locked(self, force: bool) -> NightResult:
+    def _run_locked(self, force: bool, held: Lease) -> NightResult:
         champion = self.registry.champion()
         since = champion.trained_through if champion else None
         until = self.labels.newest_label_time()
@@ -109,7 +113,7 @@ class NightlyTrainer:
         run_id = self.registry.start_run()
         log.info("trainer started", extra={"new": len(new), "replay": len(replay), "champion": _v(champion)})
         try:
-            result = self._train_and_judge(champion, new, replay, until)
+            result = self._train_and_judge(champion, new, replay, until, held)
         except Exception as exc:  # any failure: the champion serves on; the run says why
             log.exception("training run failed; the champion serves on")
             self.registry.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
@@ -118,7 +122,12 @@ class NightlyTrainer:
         return result
 
     def _train_and_judge(
-        self, champion: ModelInfo | None, new: list[Example], replay: list[Example], until: datetime | None
+        self,
+        champion: ModelInfo | None,
+        new: list[Example],
+        replay: list[Example],
+        until: datetime | None,
+        held: Lease,
     ) -> NightResult:
         from training.train import TrainConfig, train
 
@@ -156,6 +165,8 @@ class NightlyTrainer:
             champion_scores = frozen_scores(champion.bundle_path, frozen, self.config.min_frozen_per_head)
             metrics["parent_frozen"] = champion_scores
             decision = gate(challenger_scores, champion_scores, self.config.tolerance)
+        if held.lost.is_set():
+            raise LeaseLost("another trainer took the lease during this night; its result is not registered")
         status = "champion" if decision.promote else "rejected"
         self.registry.register(
             out, status, parent=_v(champion), data=data, metrics=metrics, decision=decision.reason

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from finsentry.db import Base, utcnow
+from foundation.clock import utcnow
+from foundation.db import Base
 from inference.bundle import Bundle
 
 STATUSES = ("champion", "challenger", "rejected", "retired")

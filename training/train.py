@@ -23,7 +23,7 @@ from transformers.utils import logging as hf_logging
 
 from inference.bundle import SENTIMENTS, TOKENIZER_DIR, Bundle
 from inference.model import MultiTaskClassifier, load_module
-from training.data import Example
+from labels.examples import Example
 from training.export import write_bundle
 from training.metrics import classification_report
 

@@ -19,6 +19,12 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int:
+        if self._process is None or self._process.process is None:
+            raise ServiceError("redis is not running")
+        return self._process.process.pid
+
     def start(self, timeout: float = 30.0) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():

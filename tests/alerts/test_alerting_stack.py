@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from alerts.silences import add_silence
 from alerts.store import AlertRow
-from finsentry.db import make_engine
 from finsentry.slack_standin import SlackStandIn
+from foundation.db import make_engine
 from tests.streams.harness import StreamEnv, WorkerProcess, producer, wait_until
 
 pytestmark = pytest.mark.stack

@@ -15,7 +15,7 @@ from alerts.monitor import AlertMonitor
 from alerts.notifiers import KafkaNotifier
 from alerts.rules import load_rules
 from alerts.windows import WindowStore
-from finsentry.db import make_engine
+from foundation.db import make_engine
 from schemas import Contract
 
 RULE = "rules:\n  - {{name: {name}, scope: entity, window: 1m, condition: 'count >= 1', receivers: [k]}}\n"

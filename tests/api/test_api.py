@@ -13,10 +13,10 @@ from schemathesis.checks import not_a_server_error
 from sqlalchemy import Engine
 
 from api import create_app
-from finsentry.wiring import Learning
 from labels.review import Candidate, ReviewQueue
 from labels.store import LabelStore
 from tests.tiny_model import build_tiny_bundle
+from training.learning import Learning
 from training.registry import Registry
 
 TOKEN = "test-token-8c1f"

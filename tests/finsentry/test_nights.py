@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from finsentry.nights import portion, shuffled
-from training.data import Example
+from labels.examples import Example
 
 ROWS = [
     Example(

@@ -18,8 +18,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from finsentry.kafka_admin import ensure_topics
 from finsentry.services.process import terminate
+from foundation.kafka_admin import ensure_topics
 
 
 @dataclass

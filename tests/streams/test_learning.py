@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from finsentry.db import open_database
 from finsentry.services.process import free_port
+from foundation.db import open_database
 from labels.tables import ReviewItemRow, SampleRow
 from tests.streams.harness import (
     StreamEnv,

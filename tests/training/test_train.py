@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from inference import Bundle, InferenceEngine
+from labels.examples import Example
 from tests.tiny_model import build_tiny_base
-from training.data import DataError, Example, deduplicate, load_examples, parse_label_map, split
+from training.data import DataError, deduplicate, load_examples, parse_label_map, split
 from training.train import TrainConfig, TrainingError, extend_vocabulary, train, unk_rate
 
 WORDS = {

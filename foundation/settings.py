@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     window_retention_s: int = Field(2 * 86_400, ge=60)
     window_lateness_s: int = Field(300, ge=0)
     database_url: str = ""
+    redis_timeout_s: float = Field(
+        5.0, gt=0, description="A Redis call that gets no answer this long counts as an outage"
+    )
+    max_outage_s: float = Field(
+        600.0, gt=0, description="A process waits this long for Redis or SQL to come back, then exits"
+    )
 
     # Stream processing
     max_batch: int = Field(64, ge=1, le=4096)
@@ -96,6 +102,9 @@ class Settings(BaseSettings):
     night_epochs: int = Field(2, ge=1)
     night_lr: float = Field(3e-5, gt=0)
     base_model: Path | None = Field(None, description="Encoder folder for a first model; the packaged one")
+    trainer_lease_s: float = Field(
+        120.0, ge=3, description="The trainer's lock lapses this long after its last heartbeat"
+    )
 
     # HTTP API and metrics
     api_host: str = "127.0.0.1"

@@ -1,14 +1,15 @@
-"""Building the continuous-learning parts from settings, once, for the CLI, the API and the trainer."""
+"""The continuous-learning parts built from settings, once, for the commands, the API and the trainer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from finsentry.db import open_database
-from finsentry.settings import Settings
+from foundation.db import open_database
+from foundation.settings import Settings
 from labels.review import ReviewQueue
 from labels.store import LabelStore
 from training.registry import Registry
@@ -52,6 +53,7 @@ def nightly_config(settings: Settings, **overrides: object) -> NightlyConfig:
         "tolerance": settings.gate_tolerance,
         "epochs": settings.night_epochs,
         "lr": settings.night_lr,
+        "lock_ttl": timedelta(seconds=settings.trainer_lease_s),
     }
     values.update(overrides)
     return NightlyConfig(**values)  # type: ignore[arg-type]  (values are typed by Settings)

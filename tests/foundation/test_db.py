@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, func, insert, select
 
-from finsentry.db import make_engine
+from foundation.db import make_engine
 
 
 def test_engine_round_trip_and_concurrent_writers(database_url: str) -> None:
@@ -43,7 +43,7 @@ def test_migrations_make_exactly_the_tables_the_code_declares(sql_engine: Engine
     import labels.tables  # noqa: F401
     import training.lock
     import training.registry  # noqa: F401
-    from finsentry.db import Base, migrate
+    from foundation.db import Base, migrate
 
     with sql_engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)

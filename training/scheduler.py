@@ -1,4 +1,7 @@
-"""The trainer process: APScheduler runs the nightly job on a cron, its schedule kept in SQL."""
+"""The trainer process: APScheduler runs the nightly job on a cron, its schedule kept in SQL.
+
+While the database is down APScheduler keeps trying its job store; a night starting then waits for it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from finsentry.settings import Settings, get_settings
-from finsentry.wiring import learning, nightly_config
+from foundation.outage import Outages, sql_dependency
+from foundation.settings import Settings, get_settings
+from training.learning import Learning, learning, nightly_config
 from training.nightly import NightlyTrainer, NightResult
 
 if TYPE_CHECKING:
@@ -17,8 +21,14 @@ log = logging.getLogger(__name__)
 JOB_ID = "nightly-fine-tune"
 
 
+def open_learning(settings: Settings, announce: bool = True) -> Learning:
+    """The learning parts once the database answers: an outage at start is waited out, within bounds."""
+    guard = Outages([sql_dependency()], settings.max_outage_s).guard()
+    return guard.call(learning, settings, announce)
+
+
 def run_night(settings: Settings, force: bool = False, **overrides: object) -> NightResult:
-    parts = learning(settings)
+    parts = open_learning(settings)
     config = nightly_config(settings, **overrides)
     result = NightlyTrainer(parts.engine, parts.registry, parts.labels, config).run(force=force)
     log.info("night done", extra={"status": result.status, "version": result.version})
@@ -41,7 +51,7 @@ def schedule(settings: Settings, scheduler_class: type[BaseScheduler]) -> BaseSc
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.triggers.cron import CronTrigger
 
-    learning(settings, announce=False)  # the schema is in place before the job store uses the database
+    open_learning(settings, announce=False)  # the schema is in place before the job store uses it
     scheduler = scheduler_class(
         jobstores={"default": SQLAlchemyJobStore(url=settings.effective_database_url)}, timezone="UTC"
     )

@@ -1,13 +1,13 @@
 """SQL through SQLAlchemy 2: a SQLite file by default, PostgreSQL when FINSENTRY_DATABASE_URL names one.
 
 Every table derives from `Base`; its schema is made and upgraded by the Alembic migrations in
-`finsentry/migrations/`, which `migrate` applies (each service calls it at start; it is safe to run at once).
+`foundation/migrations/`, which `migrate` applies (each service calls it at start; it is safe to run at once).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,10 +24,6 @@ class Base(DeclarativeBase):
         list[dict[str, Any]]: JSON,
         datetime: DateTime(),
     }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def migrate(engine: Engine) -> None:

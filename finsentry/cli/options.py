@@ -1,0 +1,92 @@
+"""What the command groups share: the console, the labelled-data options and the report tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from labels.examples import Example
+
+console = Console(stderr=True)
+
+TextCol = Annotated[str, typer.Option(help="Column (or JSON key) with the text")]
+TopicCol = Annotated[str | None, typer.Option(help="Column with the topic label")]
+SentimentCol = Annotated[str | None, typer.Option(help="Column with the sentiment label")]
+SentimentMap = Annotated[
+    str | None, typer.Option(help="Raw sentiment value to label, e.g. 0=negative,1=positive,2=neutral")
+]
+TopicMap = Annotated[
+    str | None, typer.Option(help="Raw topic value to name: 0=Analyst Update,... or a TSV file")
+]
+
+
+DataFiles = Annotated[
+    list[str],
+    typer.Option(
+        help="Labelled file (CSV, JSONL, JSON); repeat for more. Prefix topic: or"
+        " sentiment: to take only that head's labels from it"
+    ),
+]
+
+
+def load_sets(
+    data: list[str],
+    text_col: str,
+    topic_col: str | None,
+    sentiment_col: str | None,
+    topic_map: str | None,
+    sentiment_map: str | None,
+) -> list[Example]:
+    """Reads every --data file; a `topic:` or `sentiment:` prefix limits a file to that head's labels,
+    for files whose label column has the same name (the Twitter topic and sentiment sets)."""
+    from training.data import load_examples, parse_label_map
+
+    topics, sentiments = parse_label_map(topic_map), parse_label_map(sentiment_map)
+    examples = []
+    for spec in data:
+        head, sep, name = spec.partition(":")
+        if not sep or head not in ("topic", "sentiment"):
+            head, name = "", spec
+        examples += load_examples(
+            Path(name),
+            text_col,
+            topic_col if head in ("", "topic") else None,
+            sentiment_col if head in ("", "sentiment") else None,
+            topics,
+            sentiments,
+        )
+    return examples
+
+
+def print_reports(reports: dict, title: str) -> None:
+    for head in ("topic", "sentiment"):
+        report = reports.get(head)
+        if not report:
+            continue
+        table = Table(
+            title=f"{head} ({title}): accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}"
+        )
+        for column in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for label, row in report["per_class"].items():
+            table.add_row(
+                label,
+                f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['f1']:.3f}",
+                str(row["support"]),
+            )
+        console.print(table)
+        labels = report["labels"]
+        if len(labels) <= 6:
+            matrix = Table(title=f"{head} confusion (rows: true, columns: predicted)")
+            matrix.add_column("")
+            for label in labels:
+                matrix.add_column(label[:10], justify="right")
+            for label, row in zip(labels, report["confusion_matrix"], strict=True):
+                matrix.add_row(label, *map(str, row))
+            console.print(matrix)

@@ -1,0 +1,134 @@
+"""The long-running processes: the local stack, the stream worker, the dispatcher, the API, the trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finsentry.cli.options import (
+    console,
+)
+from foundation.settings import get_settings
+
+
+def worker(
+    model: Annotated[Path | None, typer.Option(help="Model bundle folder (FINSENTRY_MODEL_DIR)")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto, onnx-int8, onnx-fp32 or torch")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
+) -> None:
+    """Run the stream worker: news.raw + comments.raw -> events.scored / events.dlq."""
+    from streams.app import run_worker
+
+    overrides = {k: v for k, v in {"model_dir": model, "backend": backend, "device": device}.items() if v}
+    run_worker(get_settings().model_copy(update=overrides))
+
+
+def up(
+    model: Annotated[Path | None, typer.Option(help="Model bundle folder (default: the demo model)")] = None,
+) -> None:
+    """Run the embedded stack (Kafka, Redis, SQLite, worker) in the foreground; Ctrl-C stops it cleanly."""
+    from finsentry.demo import ensure_model
+    from finsentry.services.process import ServiceError
+    from finsentry.stack import LocalStack
+
+    settings = get_settings()
+    settings = settings.model_copy(update={"model_dir": model or ensure_model(settings, console)})
+    stack = LocalStack(settings)
+    try:
+        stack.start()
+        console.print(
+            f"[green]finsentry is up[/]: Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url},"
+            f" SQL {settings.effective_database_url.split('@')[-1]}; Ctrl-C stops it"
+        )
+        stack.wait()
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    except ServiceError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        stack.stop()
+
+
+def dispatch() -> None:
+    """Deliver the alert outbox to the receivers (FINSENTRY_RECEIVERS) until stopped."""
+    import signal
+    import threading
+
+    from alerts.dispatcher import Dispatcher
+    from alerts.notifiers import load_receivers
+    from foundation import metrics
+    from foundation.db import open_database
+    from foundation.outage import Outages, OutageTooLong, Stopping, sql_dependency
+
+    settings = get_settings()
+    if settings.receivers is None:
+        raise typer.BadParameter("set FINSENTRY_RECEIVERS to a receivers YAML file")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    outages = Outages([sql_dependency()], settings.max_outage_s, stopping=stop)
+    if settings.metrics_port:
+        metrics.serve(settings.web_host, settings.metrics_port, outages.state)
+    try:
+        engine = outages.guard().call(open_database, settings.effective_database_url)
+        notifiers = load_receivers(settings.receivers, settings.kafka_bootstrap)
+        console.print(f"dispatching to {', '.join(notifiers) or 'no receivers'}")
+        Dispatcher(engine, notifiers).run(stop, outages.guard())
+    except Stopping:
+        return
+    except OutageTooLong as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (FINSENTRY_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (FINSENTRY_API_PORT)")] = None,
+) -> None:
+    """Serve the HTTP API (writes need FINSENTRY_API_TOKEN as a bearer token; OpenAPI at /docs)."""
+    import uvicorn
+
+    from api import create_app
+    from training.learning import learning
+
+    settings = get_settings()
+    if settings.api_token is None:
+        raise typer.BadParameter("set FINSENTRY_API_TOKEN: writes need a bearer token")
+    app = create_app(learning(settings), settings.api_token.get_secret_value())
+    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_config=None)
+
+
+def trainer(
+    now: Annotated[bool, typer.Option("--now", help="Run one night now and exit")] = False,
+    force: Annotated[bool, typer.Option(help="With --now: train even with few new labels")] = False,
+    max_steps: Annotated[int | None, typer.Option(help="Cap the optimiser steps of a night")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --now: print the result as JSON")] = False,
+) -> None:
+    """Run the nightly fine-tuning on its schedule (FINSENTRY_TRAIN_CRON), or once with --now."""
+    from training.scheduler import run_night, run_scheduler
+
+    settings = get_settings()
+    if not now:
+        run_scheduler(settings)
+        return
+    result = run_night(settings, force=force, **({"max_steps": max_steps} if max_steps else {}))
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "status": result.status,
+                    "version": result.version,
+                    "detail": result.detail,
+                    "metrics": result.metrics,
+                },
+                indent=2,
+            )
+        )
+    else:
+        console.print(f"{result.status}: {result.detail}", f"({result.version})" if result.version else "")
+    if result.status == "failed":
+        raise typer.Exit(1)
