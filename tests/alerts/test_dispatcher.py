@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -12,8 +16,12 @@ from alerts.dispatcher import Dispatcher
 from alerts.lifecycle import AlertLifecycle
 from alerts.notifiers import SlackNotifier, slack_blocks
 from alerts.store import NotificationRow
+from finsentry.services.postgres import PostgresServer
 from finsentry.slack_standin import Misbehaviour, SlackStandIn
+from foundation.db import open_database
+from foundation.outage import Outages, sql_dependency
 from tests.alerts.test_lifecycle import evaluation, rule
+from tests.streams.harness import wait_until
 
 
 def fire(engine: Engine, count: int) -> None:
@@ -96,3 +104,32 @@ def test_block_kit_message_shows_the_figures_and_evidence() -> None:
     assert "northwind-bank" in body and "24 negative of 30 (80%) in 15 min" in body and "z-score 4.2" in body
     assert "Northwind Bank misses estimates" in body and "https://news.example/1" in body
     assert message["text"] == "surge firing for northwind-bank"
+
+
+def test_the_dispatcher_waits_out_a_database_outage(tmp_path: Path) -> None:
+    """Its own PostgreSQL, stopped for 5 s while the dispatcher runs: it keeps going and delivers."""
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="finsentry-pg-dispatch-")))
+    server.start()
+    engine = open_database(server.url)
+    stop = threading.Event()
+    outages = Outages([sql_dependency()], max_outage_s=60, base_backoff_s=0.1, max_backoff_s=0.5)
+    try:
+        with SlackStandIn() as slack:
+            running = threading.Thread(target=dispatcher(engine, slack.url).run, args=(stop, outages.guard()))
+            running.start()
+            fire(engine, 1)
+            wait_until(lambda: len(slack.accepted) == 1, 30, "the first alert delivered")
+            server.stop()
+            wait_until(lambda: outages.state() == {"sql": False}, 10, "the dispatcher to see the outage")
+            time.sleep(5)
+            server.start()
+            fire(engine, 2)  # the second of the two evaluations notifies: one new notification
+            wait_until(lambda: len(slack.accepted) == 2, 30, "the alert after the outage delivered")
+            assert running.is_alive(), "the dispatcher never stopped"
+            assert outages.state() == {"sql": True}
+    finally:
+        stop.set()
+        running.join(10)
+        engine.dispose()
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
