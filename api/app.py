@@ -1,13 +1,13 @@
-"""The FastAPI application. Reads are open; every write needs the bearer token.
+"""The FastAPI application. Every route but /healthz and /readyz needs an account's bearer token.
 
-Label bodies are validated by the `label` contract in schemas/ (the same one the labels topic uses),
-and that JSON Schema is what the OpenAPI document shows for them.
+Reads need the `viewer` role; labelling, acknowledging and silencing `analyst`; promotion, rollback
+and accounts `admin`. A refusal (403) and every change are written to the audit log. Label bodies are
+validated by the `label` contract in schemas/ (the same one the labels topic uses), and that JSON
+Schema is what the OpenAPI document shows for them.
 """
 
-from __future__ import annotations
-
 import json
-import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import text
 
+from accounts import Account, AccountError, Accounts, allows
+from accounts.store import ROLES
 from alerts.queries import STATES, acknowledge, list_alerts
 from alerts.silences import active_silences, add_silence, expire_silence
 from api.metrics import DatabaseCollector
@@ -68,7 +70,6 @@ class ReviewItem(BaseModel):
 
 
 class ReviewAnswer(BaseModel):
-    labeled_by: Text = Field(min_length=1, max_length=200)
     topic: Text | None = Field(None, min_length=1, max_length=100)
     sentiment: str | None = Field(None, pattern="^(negative|neutral|positive)$")
 
@@ -86,10 +87,6 @@ class Alert(BaseModel):
     acknowledged_at: datetime | None
 
 
-class Acknowledgement(BaseModel):
-    by: Text = Field(min_length=1, max_length=200)
-
-
 class Silence(BaseModel):
     id: str
     matchers: dict[str, Any]
@@ -102,7 +99,6 @@ class Silence(BaseModel):
 class NewSilence(BaseModel):
     matchers: dict[Text, Text] = Field(min_length=1)
     minutes: int = Field(ge=1, le=60 * 24 * 90)
-    created_by: Text = Field(min_length=1, max_length=200)
     comment: Text = Field("", max_length=2000)
 
 
@@ -117,25 +113,73 @@ class Model(BaseModel):
     promoted_at: datetime | None
 
 
-def create_app(parts: Learning, token: str) -> FastAPI:
-    if not token:
-        raise ValueError("the API needs a bearer token for writes (FINSENTRY_API_TOKEN)")
+class NewAccount(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
+    role: str = Field(pattern=f"^({'|'.join(ROLES)})$")
+    password: Text = Field(min_length=12, max_length=1000)
+
+
+class AccountOut(BaseModel):
+    name: str
+    role: str
+    disabled: bool
+
+
+class RoleChange(BaseModel):
+    role: str = Field(pattern=f"^({'|'.join(ROLES)})$")
+
+
+class NewToken(BaseModel):
+    label: Text = Field("", max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: int
+    account: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    outcome: str
+    address: str | None
+    detail: dict[str, Any]
+
+
+def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
     app = FastAPI(title="finsentry", version="1", description=__doc__)
     label_contract = Contract.of("label")
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(parts.engine))
 
-    def require_token(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-    ) -> None:
-        if credentials is None or not secrets.compare_digest(
-            credentials.credentials.encode(), token.encode()
-        ):
-            raise HTTPException(
-                401, "a valid bearer token is needed for writes", {"WWW-Authenticate": "Bearer"}
-            )
+    def require(role: str, action: str) -> Callable[..., Account]:
+        """The caller's account, if its token is live and its role allows `action`; else 401 or 403."""
 
-    writes = [Depends(require_token)]
+        def check(
+            request: Request,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        ) -> Account:
+            account = accounts.by_token(credentials.credentials) if credentials else None
+            if account is None:
+                raise HTTPException(401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"})
+            if not allows(account.role, role):
+                accounts.audit(
+                    account.name, action, "denied", f"{request.method} {request.url.path}", _address(request)
+                )
+                raise HTTPException(
+                    403, f"{action} needs the {role} role; {account.name} is a {account.role}"
+                )
+            return account
+
+        return check
+
+    reads = [Depends(require("viewer", "read"))]
 
     @app.exception_handler(ContractError)
     async def contract_error(_: Request, exc: ContractError) -> JSONResponse:
@@ -167,7 +211,7 @@ def create_app(parts: Learning, token: str) -> FastAPI:
             return JSONResponse(problem.model_dump(), 503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get("/metrics", tags=["health"], response_class=Response, dependencies=reads)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -176,7 +220,6 @@ def create_app(parts: Learning, token: str) -> FastAPI:
     @app.post(
         "/labels",
         tags=["labels"],
-        dependencies=writes,
         status_code=201,
         responses={422: {"model": Problem}},
         openapi_extra={
@@ -195,7 +238,9 @@ def create_app(parts: Learning, token: str) -> FastAPI:
             }
         },
     )
-    async def post_labels(request: Request) -> LabelResult:
+    async def post_labels(
+        request: Request, account: Annotated[Account, Depends(require("analyst", "label"))]
+    ) -> LabelResult:
         """Store labels: a JSON array of `label` messages (schemas/label.json)."""
         body = await request.body()
         try:
@@ -216,14 +261,15 @@ def create_app(parts: Learning, token: str) -> FastAPI:
                 ) from exc
             labels.append(NewLabel.from_message(message, "api"))
         result = parts.labels.add(labels)
+        accounts.audit(account.name, "label", target="labels", address=_address(request), rows=len(labels))
         return LabelResult(**vars(result))
 
-    @app.get("/labels/stats", tags=["labels"])
+    @app.get("/labels/stats", tags=["labels"], dependencies=reads)
     def label_stats() -> dict[str, int]:
         champion = parts.registry.champion()
         return parts.labels.counts(since=champion.trained_through if champion else None)
 
-    @app.get("/review", tags=["review"])
+    @app.get("/review", tags=["review"], dependencies=reads)
     def review_items(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[ReviewItem]:
         """Open items, least certain first."""
         return [
@@ -233,23 +279,35 @@ def create_app(parts: Learning, token: str) -> FastAPI:
     @app.post(
         "/review/{item_id}/label",
         tags=["review"],
-        dependencies=writes,
         responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
     )
-    def answer_review(item_id: RowId, answer: ReviewAnswer) -> dict[str, int]:
+    def answer_review(
+        request: Request,
+        item_id: RowId,
+        answer: ReviewAnswer,
+        account: Annotated[Account, Depends(require("analyst", "label"))],
+    ) -> dict[str, int]:
         if answer.topic is None and answer.sentiment is None:
             raise LabelError("an answer needs a topic, a sentiment or both", "topic")
         try:
-            sample_id = parts.review.answer(item_id, answer.labeled_by, answer.topic, answer.sentiment)
+            sample_id = parts.review.answer(item_id, account.name, answer.topic, answer.sentiment)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
         except LabelError as exc:
             if exc.field == "status":
                 raise HTTPException(409, str(exc)) from exc
             raise
+        accounts.audit(
+            account.name,
+            "label",
+            target=f"review/{item_id}",
+            address=_address(request),
+            topic=answer.topic,
+            sentiment=answer.sentiment,
+        )
         return {"sample_id": sample_id}
 
-    @app.get("/alerts", tags=["alerts"])
+    @app.get("/alerts", tags=["alerts"], dependencies=reads)
     def alerts(
         state: Annotated[str | None, Query(pattern=f"^({'|'.join(STATES)})$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -258,52 +316,138 @@ def create_app(parts: Learning, token: str) -> FastAPI:
             Alert.model_validate(row, from_attributes=True) for row in list_alerts(parts.engine, state, limit)
         ]
 
-    @app.post(
-        "/alerts/{alert_id}/ack", tags=["alerts"], dependencies=writes, responses={404: {"model": Problem}}
-    )
-    def ack_alert(alert_id: Id, body: Acknowledgement) -> Alert:
-        row = acknowledge(parts.engine, alert_id, body.by)
+    @app.post("/alerts/{alert_id}/ack", tags=["alerts"], responses={404: {"model": Problem}})
+    def ack_alert(
+        request: Request,
+        alert_id: Id,
+        account: Annotated[Account, Depends(require("analyst", "acknowledge"))],
+    ) -> Alert:
+        row = acknowledge(parts.engine, alert_id, account.name)
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
+        accounts.audit(account.name, "acknowledge", target=f"alert/{alert_id}", address=_address(request))
         return Alert.model_validate(row, from_attributes=True)
 
-    @app.get("/silences", tags=["silences"])
+    @app.get("/silences", tags=["silences"], dependencies=reads)
     def silences() -> list[Silence]:
         return [Silence.model_validate(row, from_attributes=True) for row in active_silences(parts.engine)]
 
-    @app.post("/silences", tags=["silences"], dependencies=writes, status_code=201)
-    def new_silence(body: NewSilence) -> dict[str, str]:
+    Silencer = Annotated[Account, Depends(require("analyst", "silence"))]
+
+    @app.post("/silences", tags=["silences"], status_code=201)
+    def new_silence(request: Request, body: NewSilence, account: Silencer) -> dict[str, str]:
         silence_id = add_silence(
-            parts.engine, body.matchers, timedelta(minutes=body.minutes), body.created_by, body.comment
+            parts.engine, body.matchers, timedelta(minutes=body.minutes), account.name, body.comment
+        )
+        accounts.audit(
+            account.name,
+            "silence",
+            target=f"silence/{silence_id}",
+            address=_address(request),
+            matchers=body.matchers,
+            minutes=body.minutes,
         )
         return {"id": silence_id}
 
-    @app.delete(
-        "/silences/{silence_id}", tags=["silences"], dependencies=writes, responses={404: {"model": Problem}}
-    )
-    def end_silence(silence_id: Id) -> dict[str, str]:
+    @app.delete("/silences/{silence_id}", tags=["silences"], responses={404: {"model": Problem}})
+    def end_silence(request: Request, silence_id: Id, account: Silencer) -> dict[str, str]:
         if not expire_silence(parts.engine, silence_id):
             raise HTTPException(404, f"no active silence {silence_id}")
+        accounts.audit(
+            account.name, "expire silence", target=f"silence/{silence_id}", address=_address(request)
+        )
         return {"id": silence_id, "status": "expired"}
 
-    @app.get("/models", tags=["models"])
+    @app.get("/models", tags=["models"], dependencies=reads)
     def models() -> list[Model]:
         return [_model(m) for m in parts.registry.models()]
 
     @app.post(
         "/models/{version}/promote",
         tags=["models"],
-        dependencies=writes,
         responses={404: {"model": Problem}, 409: {"model": Problem}},
     )
-    def promote(version: Id) -> Model:
-        return _model(parts.registry.promote(version))
+    def promote(
+        request: Request, version: Id, account: Annotated[Account, Depends(require("admin", "promote"))]
+    ) -> Model:
+        model = _model(parts.registry.promote(version))
+        accounts.audit(account.name, "promote", target=f"model/{version}", address=_address(request))
+        return model
 
-    @app.post("/models/rollback", tags=["models"], dependencies=writes, responses={409: {"model": Problem}})
-    def rollback() -> Model:
-        return _model(parts.registry.rollback())
+    @app.post("/models/rollback", tags=["models"], responses={409: {"model": Problem}})
+    def rollback(
+        request: Request, account: Annotated[Account, Depends(require("admin", "rollback"))]
+    ) -> Model:
+        model = _model(parts.registry.rollback())
+        accounts.audit(account.name, "rollback", target=f"model/{model.version}", address=_address(request))
+        return model
 
+    add_account_routes(app, accounts, require)
     return app
+
+
+def add_account_routes(
+    app: FastAPI, accounts: Accounts, require: Callable[[str, str], Callable[..., Account]]
+) -> None:
+    """Accounts (admin), each account's own API tokens, and the audit log (admin)."""
+    Admin = Annotated[Account, Depends(require("admin", "manage accounts"))]
+    Anyone = Annotated[Account, Depends(require("viewer", "manage own tokens"))]
+
+    @app.exception_handler(AccountError)
+    async def account_error(_: Request, exc: AccountError) -> JSONResponse:
+        status = 404 if str(exc).startswith("no ") else 409
+        return JSONResponse(Problem(error="account", message=str(exc)).model_dump(), status)
+
+    @app.get("/accounts", tags=["accounts"])
+    def list_accounts(_: Admin) -> list[AccountOut]:
+        return [AccountOut.model_validate(a, from_attributes=True) for a in accounts.list()]
+
+    @app.post("/accounts", tags=["accounts"], status_code=201, responses={409: {"model": Problem}})
+    def add_account(request: Request, body: NewAccount, admin: Admin) -> AccountOut:
+        account = accounts.add(body.name, body.role, body.password)
+        accounts.audit(admin.name, "add account", target=body.name, address=_address(request), role=body.role)
+        return AccountOut.model_validate(account, from_attributes=True)
+
+    @app.post("/accounts/{name}/role", tags=["accounts"], responses={404: {"model": Problem}})
+    def set_role(request: Request, name: Id, body: RoleChange, admin: Admin) -> AccountOut:
+        account = accounts.set_role(name, body.role)
+        accounts.audit(admin.name, "set role", target=name, address=_address(request), role=body.role)
+        return AccountOut.model_validate(account, from_attributes=True)
+
+    @app.post("/accounts/{name}/disable", tags=["accounts"], responses={404: {"model": Problem}})
+    def disable(request: Request, name: Id, admin: Admin) -> AccountOut:
+        account = accounts.set_disabled(name, True)
+        accounts.audit(admin.name, "disable account", target=name, address=_address(request))
+        return AccountOut.model_validate(account, from_attributes=True)
+
+    @app.get("/tokens", tags=["accounts"])
+    def list_tokens(account: Anyone) -> list[TokenOut]:
+        mine = None if account.role == "admin" else account.name
+        return [TokenOut.model_validate(t, from_attributes=True) for t in accounts.tokens(mine)]
+
+    @app.post("/tokens", tags=["accounts"], status_code=201)
+    def create_token(request: Request, body: NewToken, account: Anyone) -> dict[str, Any]:
+        """A new token for the caller's own account; the secret is in this answer only."""
+        token, secret = accounts.create_token(account.name, body.label)
+        accounts.audit(account.name, "create token", target=f"token/{token.id}", address=_address(request))
+        return {"id": token.id, "token": secret}
+
+    @app.delete("/tokens/{token_id}", tags=["accounts"], responses={404: {"model": Problem}})
+    def revoke_token(request: Request, token_id: RowId, account: Anyone) -> TokenOut:
+        owned = {t.id for t in accounts.tokens(None if account.role == "admin" else account.name)}
+        if token_id not in owned:
+            raise HTTPException(404, f"no token {token_id} of yours")
+        token = accounts.revoke_token(token_id)
+        accounts.audit(account.name, "revoke token", target=f"token/{token_id}", address=_address(request))
+        return TokenOut.model_validate(token, from_attributes=True)
+
+    @app.get("/audit", tags=["accounts"])
+    def audit_log(_: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
+        return [AuditEntry.model_validate(row, from_attributes=True) for row in accounts.audit_log(limit)]
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _model(info: ModelInfo) -> Model:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".cache" / "finsentry"
@@ -109,7 +109,6 @@ class Settings(BaseSettings):
     # HTTP API and metrics
     api_host: str = "127.0.0.1"
     api_port: int = 8080
-    api_token: SecretStr | None = Field(None, description="Bearer token that writes need")
     metrics_port: int = Field(0, ge=0, description="Prometheus port of a worker or dispatcher; 0: off")
 
     shared_data: Path = Field(Path("../shared/data"), description="Labelled data sets beside the project")

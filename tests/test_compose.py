@@ -52,4 +52,3 @@ def test_trainer_api_and_workers_share_the_model_registry() -> None:
     for setting in ("FINSENTRY_MODEL_DIR", "FINSENTRY_REGISTRY_DIR"):
         assert env[setting].startswith("/models/"), setting
     assert services["worker"]["volumes"][0].endswith(":ro"), "workers only read models"
-    assert "FINSENTRY_API_TOKEN" in services["api"]["environment"]

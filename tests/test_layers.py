@@ -10,7 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
-    *("finsentry", "api", "streams", "training", "labels", "alerts", "inference", "schemas", "foundation"),
+    *("finsentry", "api", "streams", "training", "labels", "alerts", "accounts", "inference", "schemas"),
+    "foundation",
 )
 
 

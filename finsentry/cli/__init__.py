@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from finsentry.cli import bench, feed, labels, models, processes, registry, silence
+from finsentry.cli import bench, feed, labels, models, processes, registry, silence, users
 from foundation import logs
 from foundation.settings import get_settings
 
@@ -42,3 +42,4 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(silence.app, name="silence")
 app.add_typer(labels.app, name="label")
 app.add_typer(registry.app, name="model")
+app.add_typer(users.app, name="user")

@@ -89,17 +89,27 @@ def api(
     host: Annotated[str | None, typer.Option(help="Bind address (FINSENTRY_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (FINSENTRY_API_PORT)")] = None,
 ) -> None:
-    """Serve the HTTP API (writes need FINSENTRY_API_TOKEN as a bearer token; OpenAPI at /docs)."""
+    """Serve the HTTP API; every route but /healthz and /readyz needs a token (`finsentry user`)."""
     import uvicorn
 
+    from accounts import Accounts
     from api import create_app
     from training.learning import learning
 
     settings = get_settings()
-    if settings.api_token is None:
-        raise typer.BadParameter("set FINSENTRY_API_TOKEN: writes need a bearer token")
-    app = create_app(learning(settings), settings.api_token.get_secret_value())
-    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_config=None)
+    parts = learning(settings)
+    accounts = Accounts(parts.engine)
+    if not accounts.list():
+        console.print(
+            "[yellow]no accounts yet: `finsentry user add NAME --role admin`,"
+            " then `finsentry user token create NAME`[/]"
+        )
+    uvicorn.run(
+        create_app(parts, accounts),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+    )
 
 
 def trainer(

@@ -39,7 +39,8 @@ def test_migrations_make_exactly_the_tables_the_code_declares(sql_engine: Engine
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    import alerts.store  # noqa: F401  (the imports register every table)
+    import accounts.tables  # noqa: F401  (the imports register every table)
+    import alerts.store  # noqa: F401
     import labels.tables  # noqa: F401
     import training.lock
     import training.registry  # noqa: F401
