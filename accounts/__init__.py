@@ -1,5 +1,5 @@
 """Who may read and do what: accounts with roles, API tokens, and the audit log."""
 
-from accounts.store import Account, AccountError, Accounts, allows
+from accounts.store import Account, AccountError, Accounts, TooManyAttempts, allows
 
-__all__ = ["Account", "AccountError", "Accounts", "allows"]
+__all__ = ["Account", "AccountError", "Accounts", "TooManyAttempts", "allows"]

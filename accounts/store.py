@@ -11,21 +11,25 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from accounts.tables import AccountRow, AuditRow, TokenRow
+from accounts.tables import AccountRow, AuditRow, SessionRow, TokenRow
 from foundation.clock import utcnow
 
 ROLES = ("viewer", "analyst", "admin")
 TOKEN_PREFIX = "fs_"
 NAME = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
 MIN_PASSWORD = 12
+SESSION_HOURS = 8
+FAILED_LOGINS_ALLOWED = 5  # per account and per address, in LOGIN_WINDOW
+LOGIN_WINDOW = timedelta(minutes=15)
 _HASHER = PasswordHasher()
 # Verifying against this when the account does not exist takes as long as a real check.
 _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
@@ -33,6 +37,10 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
 
 class AccountError(ValueError):
     """A request about accounts that cannot be done, with the reason."""
+
+
+class TooManyAttempts(RuntimeError):
+    """Failed logins for this account or from this address are being rate limited."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,64 @@ class Accounts:
                 .where(TokenRow.token_hash == _token_hash(secret), TokenRow.revoked_at.is_(None))
             )
             return _account(row) if row is not None and not row.disabled else None
+
+    def login(self, name: str, password: str, address: str | None) -> tuple[Account, str, str] | None:
+        """(account, session secret, CSRF token) for a right password; None otherwise. Every try is
+        audited; after FAILED_LOGINS_ALLOWED failures in LOGIN_WINDOW, for the name or from the address,
+        further tries are refused without a check (`TooManyAttempts`)."""
+        since = utcnow() - LOGIN_WINDOW
+        with Session(self.engine) as session:
+            failures = session.scalar(
+                select(func.count())
+                .select_from(AuditRow)
+                .where(
+                    AuditRow.action == "login",
+                    AuditRow.outcome.in_(("failed", "limited")),
+                    AuditRow.at >= since,
+                    or_(AuditRow.actor == name[:100], AuditRow.address == address),
+                )
+            )
+        if (failures or 0) >= FAILED_LOGINS_ALLOWED:
+            self.audit(name, "login", "limited", address=address)
+            raise TooManyAttempts(
+                f"too many failed logins; try again in {LOGIN_WINDOW.seconds // 60} minutes"
+            )
+        account = self.check_password(name, password)
+        if account is None:
+            self.audit(name, "login", "failed", address=address)
+            return None
+        secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = utcnow()
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(SessionRow).where(SessionRow.expires_at < now))
+            session.add(
+                SessionRow(
+                    id_hash=_token_hash(secret),
+                    account_id=account.id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=SESSION_HOURS),
+                    address=address,
+                )
+            )
+        self.audit(name, "login", address=address)
+        return account, secret, csrf
+
+    def by_session(self, secret: str) -> tuple[Account, str] | None:
+        """(account, CSRF token) of a live session of an enabled account."""
+        with Session(self.engine) as session:
+            found = session.execute(
+                select(AccountRow, SessionRow.csrf_token)
+                .join(SessionRow, SessionRow.account_id == AccountRow.id)
+                .where(SessionRow.id_hash == _token_hash(secret), SessionRow.expires_at > utcnow())
+            ).first()
+        if found is None or found[0].disabled:
+            return None
+        return _account(found[0]), found[1]
+
+    def logout(self, secret: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(SessionRow).where(SessionRow.id_hash == _token_hash(secret)))
 
     def audit(
         self,

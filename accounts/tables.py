@@ -35,6 +35,20 @@ class TokenRow(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class SessionRow(Base):
+    """A console login. The cookie holds a random secret of which only the SHA-256 is kept here."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_expires_at", "expires_at"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))  # every form and write of this session carries it
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
 class AuditRow(Base):
     """Who did (or tried) what: labels, acknowledgements, silences, promotions, logins, refusals."""
 

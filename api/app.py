@@ -23,11 +23,16 @@ from accounts import Account, AccountError, Accounts, allows
 from accounts.store import ROLES
 from alerts.queries import STATES, acknowledge, list_alerts
 from alerts.silences import active_silences, add_silence, expire_silence
+from api.console import add_console_routes, address_of, csrf_matches, session_of
 from api.metrics import DatabaseCollector
+from foundation.clock import utcnow
 from labels.store import LabelError, NewLabel
 from schemas import Contract, ContractError, load_schema
 from training.learning import Learning
 from training.registry import ModelInfo, RegistryError, UnknownModel
+from trends import Rollups
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 MAX_LABELS_PER_REQUEST = 1000
 BEARER = HTTPBearer(auto_error=False)
@@ -152,8 +157,36 @@ class AuditEntry(BaseModel):
     detail: dict[str, Any]
 
 
+class Hour(BaseModel):
+    hour: datetime
+    count: int
+    negative: int
+    neutral: int
+    positive: int
+    score_sum: float
+    negative_ratio: float
+    mean_score: float
+
+
+class RisingScope(BaseModel):
+    scope_key: str
+    share: float
+    baseline_share: float
+    count: int
+
+
+RANGES = {
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=30),
+    "year": timedelta(days=365),
+}
+Range = Annotated[str, Query(pattern=f"^({'|'.join(RANGES)})$")]
+
+
 def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
     app = FastAPI(title="finsentry", version="1", description=__doc__)
+    rollups = Rollups(parts.engine)
     label_contract = Contract.of("label")
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(parts.engine))
@@ -166,11 +199,25 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
         ) -> Account:
             account = accounts.by_token(credentials.credentials) if credentials else None
+            if credentials is None and (found := session_of(request, accounts)) is not None:
+                account, csrf = found
+                # A browser sends the cookie whoever asks it to: a write must prove it comes from our page.
+                if request.method not in SAFE_METHODS and not csrf_matches(
+                    request.headers.get("X-CSRF-Token"), csrf
+                ):
+                    accounts.audit(
+                        account.name, action, "denied", "missing or wrong CSRF token", address_of(request)
+                    )
+                    raise HTTPException(403, "a write from the console needs its CSRF token")
             if account is None:
                 raise HTTPException(401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"})
             if not allows(account.role, role):
                 accounts.audit(
-                    account.name, action, "denied", f"{request.method} {request.url.path}", _address(request)
+                    account.name,
+                    action,
+                    "denied",
+                    f"{request.method} {request.url.path}",
+                    address_of(request),
                 )
                 raise HTTPException(
                     403, f"{action} needs the {role} role; {account.name} is a {account.role}"
@@ -261,7 +308,7 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
                 ) from exc
             labels.append(NewLabel.from_message(message, "api"))
         result = parts.labels.add(labels)
-        accounts.audit(account.name, "label", target="labels", address=_address(request), rows=len(labels))
+        accounts.audit(account.name, "label", target="labels", address=address_of(request), rows=len(labels))
         return LabelResult(**vars(result))
 
     @app.get("/labels/stats", tags=["labels"], dependencies=reads)
@@ -301,7 +348,7 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
             account.name,
             "label",
             target=f"review/{item_id}",
-            address=_address(request),
+            address=address_of(request),
             topic=answer.topic,
             sentiment=answer.sentiment,
         )
@@ -325,7 +372,7 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         row = acknowledge(parts.engine, alert_id, account.name)
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
-        accounts.audit(account.name, "acknowledge", target=f"alert/{alert_id}", address=_address(request))
+        accounts.audit(account.name, "acknowledge", target=f"alert/{alert_id}", address=address_of(request))
         return Alert.model_validate(row, from_attributes=True)
 
     @app.get("/silences", tags=["silences"], dependencies=reads)
@@ -343,7 +390,7 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
             account.name,
             "silence",
             target=f"silence/{silence_id}",
-            address=_address(request),
+            address=address_of(request),
             matchers=body.matchers,
             minutes=body.minutes,
         )
@@ -354,7 +401,7 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         if not expire_silence(parts.engine, silence_id):
             raise HTTPException(404, f"no active silence {silence_id}")
         accounts.audit(
-            account.name, "expire silence", target=f"silence/{silence_id}", address=_address(request)
+            account.name, "expire silence", target=f"silence/{silence_id}", address=address_of(request)
         )
         return {"id": silence_id, "status": "expired"}
 
@@ -371,7 +418,7 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         request: Request, version: Id, account: Annotated[Account, Depends(require("admin", "promote"))]
     ) -> Model:
         model = _model(parts.registry.promote(version))
-        accounts.audit(account.name, "promote", target=f"model/{version}", address=_address(request))
+        accounts.audit(account.name, "promote", target=f"model/{version}", address=address_of(request))
         return model
 
     @app.post("/models/rollback", tags=["models"], responses={409: {"model": Problem}})
@@ -379,10 +426,25 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         request: Request, account: Annotated[Account, Depends(require("admin", "rollback"))]
     ) -> Model:
         model = _model(parts.registry.rollback())
-        accounts.audit(account.name, "rollback", target=f"model/{model.version}", address=_address(request))
+        accounts.audit(account.name, "rollback", target=f"model/{model.version}", address=address_of(request))
         return model
 
+    @app.get("/trends/{scope_key}", tags=["trends"], dependencies=reads)
+    def trend(scope_key: Annotated[str, PathParam(max_length=300)], range: Range = "day") -> list[Hour]:
+        """Hourly figures of one scope key (global:all, entity:..., topic:..., source:...), oldest first."""
+        since = _hour_floor(utcnow() - RANGES[range])
+        return [
+            Hour(**vars(h), negative_ratio=h.negative_ratio, mean_score=h.mean_score)
+            for h in rollups.series(scope_key, since)
+        ]
+
+    @app.get("/trends", tags=["trends"], dependencies=reads)
+    def rising(range: Range = "day", limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[RisingScope]:
+        """Scope keys whose negative share over the range rose most above their own baseline."""
+        return [RisingScope(**vars(r)) for r in rollups.rising(RANGES[range], utcnow(), top=limit)]
+
     add_account_routes(app, accounts, require)
+    add_console_routes(app, accounts)
     return app
 
 
@@ -405,19 +467,21 @@ def add_account_routes(
     @app.post("/accounts", tags=["accounts"], status_code=201, responses={409: {"model": Problem}})
     def add_account(request: Request, body: NewAccount, admin: Admin) -> AccountOut:
         account = accounts.add(body.name, body.role, body.password)
-        accounts.audit(admin.name, "add account", target=body.name, address=_address(request), role=body.role)
+        accounts.audit(
+            admin.name, "add account", target=body.name, address=address_of(request), role=body.role
+        )
         return AccountOut.model_validate(account, from_attributes=True)
 
     @app.post("/accounts/{name}/role", tags=["accounts"], responses={404: {"model": Problem}})
     def set_role(request: Request, name: Id, body: RoleChange, admin: Admin) -> AccountOut:
         account = accounts.set_role(name, body.role)
-        accounts.audit(admin.name, "set role", target=name, address=_address(request), role=body.role)
+        accounts.audit(admin.name, "set role", target=name, address=address_of(request), role=body.role)
         return AccountOut.model_validate(account, from_attributes=True)
 
     @app.post("/accounts/{name}/disable", tags=["accounts"], responses={404: {"model": Problem}})
     def disable(request: Request, name: Id, admin: Admin) -> AccountOut:
         account = accounts.set_disabled(name, True)
-        accounts.audit(admin.name, "disable account", target=name, address=_address(request))
+        accounts.audit(admin.name, "disable account", target=name, address=address_of(request))
         return AccountOut.model_validate(account, from_attributes=True)
 
     @app.get("/tokens", tags=["accounts"])
@@ -429,7 +493,7 @@ def add_account_routes(
     def create_token(request: Request, body: NewToken, account: Anyone) -> dict[str, Any]:
         """A new token for the caller's own account; the secret is in this answer only."""
         token, secret = accounts.create_token(account.name, body.label)
-        accounts.audit(account.name, "create token", target=f"token/{token.id}", address=_address(request))
+        accounts.audit(account.name, "create token", target=f"token/{token.id}", address=address_of(request))
         return {"id": token.id, "token": secret}
 
     @app.delete("/tokens/{token_id}", tags=["accounts"], responses={404: {"model": Problem}})
@@ -438,7 +502,7 @@ def add_account_routes(
         if token_id not in owned:
             raise HTTPException(404, f"no token {token_id} of yours")
         token = accounts.revoke_token(token_id)
-        accounts.audit(account.name, "revoke token", target=f"token/{token_id}", address=_address(request))
+        accounts.audit(account.name, "revoke token", target=f"token/{token_id}", address=address_of(request))
         return TokenOut.model_validate(token, from_attributes=True)
 
     @app.get("/audit", tags=["accounts"])
@@ -446,8 +510,8 @@ def add_account_routes(
         return [AuditEntry.model_validate(row, from_attributes=True) for row in accounts.audit_log(limit)]
 
 
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _model(info: ModelInfo) -> Model:

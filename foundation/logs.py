@@ -1,7 +1,8 @@
 """Structured logs: one line per event, `key=value` for people or JSON for machines.
 
-Fields come from `extra=` on the log call. Values under keys that name secrets are masked, and URLs
-lose their path and query (webhook URLs carry their token there).
+Fields come from `extra=` on the log call. Values under keys that name secrets are masked, URLs
+lose their path and query (webhook URLs carry their token there), and personal data in any text is
+masked (foundation/masking.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+
+from foundation.masking import mask
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|webhook|authorization|api_key)", re.I)
@@ -22,7 +25,7 @@ def redact(key: str, value: object) -> object:
     if _SECRET_KEY.search(key):
         return "***"
     if isinstance(value, str):
-        return _URL_PATH.sub(r"\1/***", _URL_CREDENTIALS.sub(r"\1***@", value))
+        return mask(_URL_PATH.sub(r"\1/***", _URL_CREDENTIALS.sub(r"\1***@", value)))
     return value
 
 

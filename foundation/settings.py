@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     window_retention_s: int = Field(2 * 86_400, ge=60)
     window_lateness_s: int = Field(300, ge=0)
     database_url: str = ""
+    rollup_retention_days: int = Field(400, ge=1, description="How long the hourly trend roll-ups are kept")
     redis_timeout_s: float = Field(
         5.0, gt=0, description="A Redis call that gets no answer this long counts as an outage"
     )

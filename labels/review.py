@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
+from foundation.masking import mask
 from labels.store import LabelError, LabelStore, NewLabel
 from labels.tables import ReviewItemRow
 
@@ -62,7 +63,7 @@ class ReviewQueue:
             session.add_all(
                 ReviewItemRow(
                     event_id=c.event_id.replace("\x00", ""),
-                    text=c.text.replace("\x00", ""),  # PostgreSQL text cannot hold NUL
+                    text=mask(c.text.replace("\x00", "")),  # PostgreSQL text cannot hold NUL
                     language=c.language[:35] if c.language else None,
                     source=c.source,
                     prediction=c.prediction,

@@ -11,7 +11,7 @@ import random
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
+from foundation.masking import mask
 from labels.examples import Example, split_bucket
 from labels.tables import SampleRow
 
@@ -118,6 +119,7 @@ class LabelStore:
         result = AddResult()
         batch: dict[str, NewLabel] = {}
         for label in labels:
+            label = replace(label, text=mask(label.text))  # the store keeps no personal data
             key = text_key(label.text)
             if key in batch:
                 result.repeated += 1

@@ -37,10 +37,12 @@ from labels.review import ReviewQueue
 from labels.store import LabelStore
 from streams.learning import LabelIntake, offer_for_review, read_announcement
 from streams.scoring import BatchScorer, RawRecord, window_event
+from trends import Rollups
 
 log = logging.getLogger(__name__)
 EXIT_UNDELIVERED = 70  # EX_SOFTWARE: a supervisor restarts the worker
 STATS_EVERY_S = 30.0
+ROLLUP_PRUNE_EVERY_S = 3600.0
 
 
 def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> faust.App:
@@ -101,12 +103,14 @@ def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> 
         database,
         rules_file=settings.rules,
     )
+    rollups = Rollups(database, settings.rollup_retention_days)
     label_store = LabelStore(database, settings.frozen_percent)
     review = ReviewQueue(database, label_store, settings.review_margin, settings.review_rate)
 
     def record_and_check(scored: list[dict[str, Any]]) -> RecordResult:
         events = [window_event(e) for e in scored]
         recorded = windows.record(events)
+        rollups.record(events)  # the durable hourly history; skips ids it has counted, like the windows
         transitions = monitor.check({key for event in events for key in event.keys})
         metrics.ALERTS_FIRED.inc(sum(t.after == "firing" for t in transitions))
         try:
@@ -123,6 +127,10 @@ def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> 
     async def alert_tick() -> None:
         # The next tick comes round anyway: an outage is noted here, not waited out.
         await asyncio.get_running_loop().run_in_executor(None, tick_guard.attempt, monitor.tick)
+
+    @app.timer(interval=ROLLUP_PRUNE_EVERY_S)
+    async def prune_rollups() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, tick_guard.attempt, rollups.prune)
 
     async def publish(records: list[RawRecord]) -> None:
         with metrics.INFERENCE_SECONDS.time():

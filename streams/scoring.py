@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.windows import WindowEvent, scope_keys
+from foundation.masking import mask
 from inference import InferenceEngine, Prediction
 from inference.entities import EntityMatcher
 from schemas import SCHEMA_VERSION, Contract, ContractError
@@ -47,7 +48,7 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
     if event["sentiment"]["label"] == "negative":
         evidence = {
             "id": event["id"],
-            "text": event["text"][:500],
+            "text": mask(event["text"])[:500],  # evidence is shown and stored: no personal data
             "negative": probabilities.get("negative", 0.0),
         }
         if event.get("url"):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
-    *("finsentry", "api", "streams", "training", "labels", "alerts", "accounts", "inference", "schemas"),
-    "foundation",
+    *("finsentry", "api", "streams", "training", "labels", "alerts", "accounts", "trends", "inference"),
+    *("schemas", "foundation"),
 )
 
 

@@ -174,3 +174,38 @@ def bench_pipeline(
     )
     console.print(table)
     console.print(f"speed-up: {speedup:.1f}x   (* naive latency is per message, without queueing)")
+
+
+@app.command("trends")
+def bench_trends(
+    events: Annotated[int, typer.Option(help="Scored events to roll up")] = 10_000_000,
+    days: Annotated[int, typer.Option(help="Days of history they span")] = 400,
+    companies: Annotated[int, typer.Option(help="Companies they are about")] = 200,
+    database_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL (default: a throwaway cluster started here)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The trend charts' queries on PostgreSQL with millions of events rolled up: times and plans."""
+    from dataclasses import asdict
+
+    from finsentry.bench_trends import run_trends_bench
+
+    rows, timings = run_trends_bench(
+        database_url, events, days, companies, say=(lambda _: None) if as_json else console.print
+    )
+    if as_json:
+        print(
+            json.dumps(
+                {"events": events, "hour_rows": rows, "queries": [asdict(t) for t in timings]}, indent=2
+            )
+        )
+        return
+    table = Table(title=f"trend queries on {rows:,} hour rows ({events:,} events, {days} days)")
+    for column in ("query", "rows", "median ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "query" else "right")
+    for t in timings:
+        table.add_row(t.name, str(t.rows), f"{t.median_ms:.2f}", f"{t.p99_ms:.2f}")
+    console.print(table)
+    for t in timings:
+        console.print(f"[bold]{t.name}[/]\n{t.plan}")

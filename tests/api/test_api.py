@@ -62,7 +62,7 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
     """Every operation of the served OpenAPI document, with sample path parameters."""
     spec = client.get("/openapi.json").json()
     ids = {"{version}": "v1", "{item_id}": "1", "{alert_id}": "a", "{silence_id}": "s", "{name}": "x"}
-    ids["{token_id}"] = "1"
+    ids |= {"{token_id}": "1", "{scope_key}": "entity:acme"}
     found = []
     for path, operations in spec["paths"].items():
         for name, value in ids.items():

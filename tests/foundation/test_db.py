@@ -44,6 +44,7 @@ def test_migrations_make_exactly_the_tables_the_code_declares(sql_engine: Engine
     import labels.tables  # noqa: F401
     import training.lock
     import training.registry  # noqa: F401
+    import trends.tables  # noqa: F401
     from foundation.db import Base, migrate
 
     with sql_engine.connect() as connection:

@@ -85,7 +85,7 @@ def test_an_outage_longer_than_the_bound_ends_the_wait() -> None:
         now[0] += 1.0  # every look at the clock is one second later
         return now[0]
 
-    watched = Outages([redis_dependency()], max_outage_s=30, base_backoff_s=0.001, clock=clock)
+    watched = Outages([redis_dependency()], 30, base_backoff_s=0.001, max_backoff_s=0.002, clock=clock)
     server = FlakyServer(10_000, redis.TimeoutError("Timeout reading from socket"))
     with pytest.raises(OutageTooLong, match=r"redis unreachable for 3[01]s"):
         watched.guard().call(server, 1)
@@ -100,7 +100,7 @@ def test_still_down_is_logged_once_a_minute(caplog: pytest.LogCaptureFixture) ->
         now[0] += 10.0
         return now[0]
 
-    watched = Outages([redis_dependency()], max_outage_s=1_000, base_backoff_s=0.001, clock=clock)
+    watched = Outages([redis_dependency()], 1_000, base_backoff_s=0.001, max_backoff_s=0.002, clock=clock)
     watched.guard().call(FlakyServer(30, redis.ConnectionError()), 1)  # ~300 s of outage
     messages = [r.getMessage() for r in caplog.records]
     assert messages.count("dependency down") == 1

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from alerts.windows import WindowStore
+from foundation.db import open_database
 from schemas import Contract
 from tests.streams.harness import (
     StreamEnv,
@@ -24,6 +25,7 @@ from tests.streams.harness import (
     wait_until,
 )
 from tests.tiny_model import build_tiny_bundle
+from trends import Rollups
 
 pytestmark = pytest.mark.stack
 
@@ -166,6 +168,16 @@ def test_10k_events_with_malformed_and_sigkill_restart(stream_env: StreamEnv) ->
     assert (figures.negative, figures.neutral, figures.positive) == tuple(
         by_sentiment[s] for s in ("negative", "neutral", "positive")
     )
+
+    # So do the hourly roll-ups in SQL, which outlive Redis: the replay added nothing to them.
+    rollups = Rollups(open_database(f"sqlite:///{stream_env.home / 'finsentry.db'}"))
+    [hour] = rollups.series("global:all", datetime(2026, 11, 29))
+    assert hour.hour == datetime(2026, 11, 29, 9)
+    assert (hour.count, hour.negative, hour.neutral, hour.positive) == (
+        9_800,
+        *(by_sentiment[s] for s in ("negative", "neutral", "positive")),
+    )
+    assert rollups.series("source:forum", datetime(2026, 11, 29))[0].count == forum
 
 
 def test_two_workers_share_partitions_and_take_over(stream_env: StreamEnv) -> None:

@@ -1,4 +1,4 @@
-"""accounts, API tokens and the audit log
+"""accounts, API tokens, console sessions and the audit log
 
 Revision ID: 0002
 Revises: 0001
@@ -41,6 +41,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_table(
+        "sessions",
+        sa.Column("id_hash", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.Column("address", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
+        sa.PrimaryKeyConstraint("id_hash"),
+    )
+    op.create_index("ix_sessions_expires_at", "sessions", ["expires_at"])
+    op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("at", sa.DateTime(), nullable=False),
@@ -58,5 +70,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_audit_log_at", table_name="audit_log")
     op.drop_table("audit_log")
+    op.drop_index("ix_sessions_expires_at", table_name="sessions")
+    op.drop_table("sessions")
     op.drop_table("api_tokens")
     op.drop_table("accounts")

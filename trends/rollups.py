@@ -1,0 +1,177 @@
+"""Hourly sentiment roll-ups in SQL, written idempotently by the worker and read by the charts.
+
+A batch is one transaction: its event ids go into `rollup_events` (ids already there are skipped,
+the same rule as the Redis windows), and only the new ones add to their hours' counts with an upsert.
+A replay after a crash therefore changes nothing. Rows older than the retention are deleted by
+`prune`; the event ids are kept for `dedup_days`, longer than any replay can reach back.
+
+A chart is one query on the primary key (scope_key, hour): a month of one key is 720 rows at most.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from foundation.clock import utcnow
+from trends.tables import CountedEventRow, HourRow
+
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+class ScoredEvent(Protocol):
+    id: str
+    event_time: float  # seconds since the epoch
+    sentiment: str
+    score: float
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HourFigures:
+    hour: datetime
+    count: int
+    negative: int
+    neutral: int
+    positive: int
+    score_sum: float
+
+    @property
+    def negative_ratio(self) -> float:
+        return self.negative / self.count if self.count else 0.0
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True)
+class Rise:
+    scope_key: str
+    share: float  # negative share over the span
+    baseline_share: float  # over the four spans before it
+    count: int
+
+
+def hour_of(event_time: float) -> datetime:
+    return datetime.fromtimestamp(event_time - event_time % 3600, UTC).replace(tzinfo=None)
+
+
+class Rollups:
+    def __init__(self, engine: Engine, retention_days: int = 400, dedup_days: int = 7) -> None:
+        self.engine = engine
+        self.retention = timedelta(days=retention_days)
+        self.dedup = timedelta(days=dedup_days)
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    def record(self, events: Sequence[ScoredEvent]) -> int:
+        """Adds the batch's new events to their hours; returns how many were new."""
+        by_id = {e.id: e for e in events}
+        if not by_id:
+            return 0
+        now = utcnow()
+        with Session(self.engine) as session, session.begin():
+            claimed = session.scalars(
+                self._insert(CountedEventRow)
+                .values([{"event_id": event_id, "counted_at": now} for event_id in by_id])
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(CountedEventRow.event_id)
+            ).all()
+            if claimed:
+                self._add(session, [by_id[event_id] for event_id in claimed])
+        return len(claimed)
+
+    def _add(self, session: Session, events: Iterable[ScoredEvent]) -> None:
+        sums: dict[tuple[str, datetime], dict[str, Any]] = defaultdict(
+            lambda: {"count": 0, "negative": 0, "neutral": 0, "positive": 0, "score_sum": 0.0}
+        )
+        for event in events:
+            hour = hour_of(event.event_time)
+            for key in event.keys:
+                row = sums[(key, hour)]
+                row["count"] += 1
+                row[event.sentiment] += 1
+                row["score_sum"] += event.score
+        # Sorted: two workers upserting the same hours lock them in one order, never in a cycle.
+        rows = [{"scope_key": key, "hour": hour, **figures} for (key, hour), figures in sorted(sums.items())]
+        statement = self._insert(HourRow).values(rows)
+        added = statement.excluded
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["scope_key", "hour"],
+                set_={
+                    name: getattr(HourRow, name) + getattr(added, name)
+                    for name in ("count", *SENTIMENTS, "score_sum")
+                },
+            )
+        )
+
+    def series(self, scope_key: str, since: datetime, until: datetime | None = None) -> list[HourFigures]:
+        """One key's hours from `since` (naive UTC), oldest first: one range scan of the primary key."""
+        query = select(HourRow).where(HourRow.scope_key == scope_key, HourRow.hour >= since)
+        if until is not None:
+            query = query.where(HourRow.hour < until)
+        with Session(self.engine) as session:
+            return [_figures(row) for row in session.scalars(query.order_by(HourRow.hour))]
+
+    def totals(
+        self, scope_keys: Sequence[str] | None, since: datetime, until: datetime | None = None
+    ) -> dict[str, HourFigures]:
+        """Sums per key (every key when `scope_keys` is None) in [since, until), in one grouped query."""
+        query = select(
+            HourRow.scope_key,
+            func.sum(HourRow.count),
+            func.sum(HourRow.negative),
+            func.sum(HourRow.neutral),
+            func.sum(HourRow.positive),
+            func.sum(HourRow.score_sum),
+        ).where(HourRow.hour >= since)
+        if scope_keys is not None:
+            query = query.where(HourRow.scope_key.in_(list(scope_keys)))
+        if until is not None:
+            query = query.where(HourRow.hour < until)
+        query = query.group_by(HourRow.scope_key)
+        with Session(self.engine) as session:
+            return {
+                key: HourFigures(since, int(c), int(n), int(u), int(p), float(s))
+                for key, c, n, u, p, s in session.execute(query)
+            }
+
+    def rising(self, span: timedelta, now: datetime, top: int = 10, min_count: int = 5) -> list[Rise]:
+        """Companies, topics and sources whose negative share over the last `span` rose most above their
+        own share over the four spans before it (their baseline); fewer than `min_count` events: left out."""
+        since = now - span
+        recent = self.totals(None, since)
+        baseline = self.totals(list(recent), since - 4 * span, since)
+        rises = [
+            Rise(
+                key,
+                figures.negative_ratio,
+                baseline[key].negative_ratio if key in baseline else 0.0,
+                figures.count,
+            )
+            for key, figures in recent.items()
+            if figures.count >= min_count and not key.startswith("global:")
+        ]
+        return sorted(rises, key=lambda r: r.share - r.baseline_share, reverse=True)[:top]
+
+    def prune(self, now: datetime | None = None) -> tuple[int, int]:
+        """Deletes hours past the retention and counted ids past the replay horizon."""
+        now = now or utcnow()
+        with Session(self.engine) as session, session.begin():
+            hours = session.execute(delete(HourRow).where(HourRow.hour < now - self.retention)).rowcount
+            ids = session.execute(
+                delete(CountedEventRow).where(CountedEventRow.counted_at < now - self.dedup)
+            ).rowcount
+        return hours, ids
+
+
+def _figures(row: HourRow) -> HourFigures:
+    return HourFigures(row.hour, row.count, row.negative, row.neutral, row.positive, row.score_sum)

@@ -1,0 +1,34 @@
+"""The roll-up tables: one row per scope key and hour, and the event ids already counted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from foundation.db import Base
+
+
+class HourRow(Base):
+    """Counts of one scope key (entity:acme, topic:..., source:..., global:all) in one UTC hour."""
+
+    __tablename__ = "rollup_hours"
+
+    scope_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    negative: Mapped[int] = mapped_column(Integer, default=0)
+    neutral: Mapped[int] = mapped_column(Integer, default=0)
+    positive: Mapped[int] = mapped_column(Integer, default=0)
+    score_sum: Mapped[float] = mapped_column(Float, default=0.0)  # P(positive) - P(negative), summed
+
+
+class CountedEventRow(Base):
+    """An event already in the roll-ups: a replayed batch finds its ids here and counts nothing twice."""
+
+    __tablename__ = "rollup_events"
+    __table_args__ = (Index("ix_rollup_events_counted_at", "counted_at"),)
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    counted_at: Mapped[datetime]
