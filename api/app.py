@@ -21,11 +21,12 @@ from sqlalchemy import text
 
 from accounts import Account, AccountError, Accounts, allows
 from accounts.store import ROLES
-from alerts.queries import STATES, acknowledge, list_alerts
+from alerts.queries import STATES, acknowledge, get_alert, list_alerts, notifications_for
 from alerts.silences import active_silences, add_silence, expire_silence
 from api.console import add_console_routes, address_of, csrf_matches, session_of
 from api.metrics import DatabaseCollector
 from foundation.clock import utcnow
+from inference import Bundle
 from labels.store import LabelError, NewLabel
 from schemas import Contract, ContractError, load_schema
 from training.learning import Learning
@@ -90,6 +91,23 @@ class Alert(BaseModel):
     resolved_at: datetime | None
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+
+
+class Notification(BaseModel):
+    id: int
+    receiver: str
+    kind: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class AlertDetail(BaseModel):
+    alert: Alert
+    evidence: list[dict[str, Any]]
+    notifications: list[Notification]
 
 
 class Silence(BaseModel):
@@ -354,6 +372,26 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         )
         return {"sample_id": sample_id}
 
+    @app.post(
+        "/review/{item_id}/reopen",
+        tags=["review"],
+        responses={404: {"model": Problem}, 409: {"model": Problem}},
+    )
+    def undo_review(
+        request: Request,
+        item_id: RowId,
+        account: Annotated[Account, Depends(require("analyst", "label"))],
+    ) -> dict[str, str]:
+        """Undo an answer: the item is open again and the label it made is gone (if still the same)."""
+        try:
+            parts.review.reopen(item_id, account.name)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except LabelError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        accounts.audit(account.name, "undo label", target=f"review/{item_id}", address=address_of(request))
+        return {"status": "open"}
+
     @app.get("/alerts", tags=["alerts"], dependencies=reads)
     def alerts(
         state: Annotated[str | None, Query(pattern=f"^({'|'.join(STATES)})$")] = None,
@@ -374,6 +412,28 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
             raise HTTPException(404, f"no alert {alert_id}")
         accounts.audit(account.name, "acknowledge", target=f"alert/{alert_id}", address=address_of(request))
         return Alert.model_validate(row, from_attributes=True)
+
+    @app.get("/alerts/{alert_id}", tags=["alerts"], dependencies=reads, responses={404: {"model": Problem}})
+    def alert_detail(alert_id: Id) -> AlertDetail:
+        """The alert, its evidence (as last sent) and its notification history."""
+        row = get_alert(parts.engine, alert_id)
+        if row is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        sent = notifications_for(parts.engine, alert_id)
+        evidence = next(
+            (
+                a.get("evidence", [])
+                for n in sent
+                for a in n.payload["alerts"]
+                if a.get("alert_id") == alert_id
+            ),
+            [],
+        )
+        return AlertDetail(
+            alert=Alert.model_validate(row, from_attributes=True),
+            evidence=evidence,
+            notifications=[Notification.model_validate(n, from_attributes=True) for n in sent],
+        )
 
     @app.get("/silences", tags=["silences"], dependencies=reads)
     def silences() -> list[Silence]:
@@ -444,7 +504,7 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         return [RisingScope(**vars(r)) for r in rollups.rising(RANGES[range], utcnow(), top=limit)]
 
     add_account_routes(app, accounts, require)
-    add_console_routes(app, accounts)
+    add_console_routes(app, accounts, lambda: _champion_topics(parts))
     return app
 
 
@@ -508,6 +568,12 @@ def add_account_routes(
     @app.get("/audit", tags=["accounts"])
     def audit_log(_: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
         return [AuditEntry.model_validate(row, from_attributes=True) for row in accounts.audit_log(limit)]
+
+
+def _champion_topics(parts: Learning) -> list[str]:
+    """The topics the serving model knows: the review page offers these."""
+    champion = parts.registry.champion()
+    return list(Bundle.open(champion.bundle_path, verify=False).topic_labels) if champion else []
 
 
 def _hour_floor(moment: datetime) -> datetime:

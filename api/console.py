@@ -7,6 +7,7 @@ JSON routes as any API client, with the session instead of a bearer token.
 """
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -44,7 +45,7 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/console"
 
 
-def add_console_routes(app: FastAPI, accounts: Accounts) -> None:
+def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], list[str]]) -> None:
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -111,6 +112,8 @@ def add_console_routes(app: FastAPI, accounts: Accounts) -> None:
             account, csrf = found
             context = {"account": account, "csrf": csrf, "page": name, "pages": PAGES}
             context.update(request.path_params)
+            if name == "review":
+                context["topics"] = topics()
             return templates.TemplateResponse(request, template, context)
 
         return show
@@ -121,3 +124,7 @@ def add_console_routes(app: FastAPI, accounts: Accounts) -> None:
     app.get("/console/scope/{scope_key}", include_in_schema=False, response_class=HTMLResponse)(
         page("overview", "scope.html")
     )
+    for name in PAGES[1:]:
+        app.get(f"/console/{name}", include_in_schema=False, response_class=HTMLResponse)(
+            page(name, f"{name}.html")
+        )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from foundation.clock import utcnow
 from foundation.masking import mask
 from labels.store import LabelError, LabelStore, NewLabel
-from labels.tables import ReviewItemRow
+from labels.tables import ReviewItemRow, SampleRow
 
 
 @dataclass(frozen=True)
@@ -114,3 +114,17 @@ class ReviewQueue:
             assert item is not None
             item.status, item.answered_at, item.sample_id = "answered", utcnow(), sample_id
         return sample_id
+
+    def reopen(self, item_id: int, by: str) -> None:
+        """Undoes an answer: the item is open again, and the label it made is removed if it is still the
+        one `by` gave through review (a later label of the text, by anyone, stays)."""
+        with Session(self.engine) as session, session.begin():
+            item = session.get(ReviewItemRow, item_id)
+            if item is None:
+                raise LookupError(f"no review item {item_id}")
+            if item.status != "answered":
+                raise LabelError(f"review item {item_id} is {item.status}, not answered", "status")
+            sample = session.get(SampleRow, item.sample_id) if item.sample_id else None
+            if sample is not None and (sample.origin, sample.labelled_by) == ("review", by):
+                session.delete(sample)
+            item.status, item.answered_at, item.sample_id = "open", None, None

@@ -160,6 +160,7 @@ class Rollups:
             for key, figures in recent.items()
             if figures.count >= min_count and not key.startswith("global:")
         ]
+        rises = [r for r in rises if r.share > r.baseline_share]
         return sorted(rises, key=lambda r: r.share - r.baseline_share, reverse=True)[:top]
 
     def prune(self, now: datetime | None = None) -> tuple[int, int]:

@@ -11,7 +11,10 @@ const finsentry = (() => {
     return answer.json();
   }
 
-  function chart(element, hours) {
+  const SPANS = { day: 86400, week: 7 * 86400, month: 30 * 86400, year: 365 * 86400 };
+  const number = (v) => (typeof v !== "number" ? v : Number.isInteger(v) ? String(v) : v.toFixed(3));
+
+  function chart(element, hours, range) {
     const xs = hours.map((h) => Date.parse(h.hour + "Z") / 1000);
     const data = [xs, hours.map((h) => h.negative), hours.map((h) => h.neutral), hours.map((h) => h.positive),
                   hours.map((h) => h.negative_ratio)];
@@ -21,9 +24,11 @@ const finsentry = (() => {
                { label: "neutral", stroke: "#7f8c8d" }, { label: "positive", stroke: "#27ae60" },
                { label: "negative share", stroke: "#8e44ad", dash: [6, 4], scale: "share",
                  value: (u, v) => (v == null ? "-" : pct(v)) }],
-      axes: [{}, { label: "events / hour" }, { side: 1, scale: "share", values: (u, vs) => vs.map(pct),
+      axes: [{}, { label: "events / hour" }, { side: 1, scale: "share", size: 64, values: (u, vs) => vs.map(pct),
                grid: { show: false } }],
-      scales: { share: { range: [0, 1] } },
+      scales: { share: { range: [0, 1] },
+                // The whole range always shows, however few hours have events yet.
+                x: { time: true, range: () => [Date.now() / 1000 - SPANS[range], Date.now() / 1000] } },
     };
     element.innerHTML = "";
     return new uPlot(options, data, element);
@@ -41,7 +46,7 @@ const finsentry = (() => {
 
   function alertRows(alerts) {
     return alerts.map((a) => `<tr><td>${text(a.rule)}</td><td><a href="/console/scope/${encodeURIComponent(a.scope_key)}">${text(a.scope_key)}</a></td>`
-      + `<td>${text((a.fired_at || "").slice(0, 16))}</td><td>${text(Object.entries(a.values).slice(0, 3).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(2) : v}`).join(", "))}</td></tr>`).join("")
+      + `<td>${text((a.fired_at || "").slice(0, 16).replace("T", " "))}</td><td>${text(["count", "negative", "negative_ratio"].map((k) => `${k} ${number(a.values[k])}`).join(", "))}</td></tr>`).join("")
       || `<tr><td colspan="4">none</td></tr>`;
   }
 
@@ -54,7 +59,7 @@ const finsentry = (() => {
         get(`/trends/${key}?range=${range}`), document.getElementById("rising") ? get(`/trends?range=${range}`) : [],
         get("/alerts?state=firing")]);
       figures(hours);
-      chart(document.getElementById("chart"), hours);
+      chart(document.getElementById("chart"), hours, range);
       const risingBody = document.querySelector("#rising tbody");
       if (risingBody) {
         risingBody.innerHTML = rising.map((r) => `<tr><td><a href="/console/scope/${encodeURIComponent(r.scope_key)}">${text(r.scope_key)}</a></td>`
@@ -75,5 +80,133 @@ const finsentry = (() => {
     setInterval(refresh, 2000);  // live: the worker writes the roll-ups every batch
   }
 
-  return { overview, csrf };
+  async function send(method, path, body) {
+    const answer = await fetch(path, { method, headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
+                                       body: body === undefined ? undefined : JSON.stringify(body) });
+    const data = await answer.json().catch(() => ({}));
+    if (!answer.ok) throw new Error(data.detail || data.message || `${answer.status}`);
+    return data;
+  }
+
+  function alertsPage(canAct) {
+    let state = "firing", chosen = null;
+    const buttons = document.querySelectorAll(".ranges button");
+    async function showDetail(id) {
+      chosen = id;
+      const d = await get(`/alerts/${encodeURIComponent(id)}`);
+      const a = d.alert;
+      document.querySelectorAll("#alerts tr").forEach((r) => r.classList.toggle("chosen", r.dataset.id === id));
+      const figures = Object.entries(a.values).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${number(v)}`).join(" · ");
+      const actions = canAct ? `<div class="detail-actions">
+          <button id="ack" ${a.acknowledged_by ? "disabled" : ""}>${a.acknowledged_by ? `acknowledged by ${text(a.acknowledged_by)}` : "Acknowledge"}</button>
+          <label>Silence for <select id="duration"><option value="60">1 h</option><option value="240">4 h</option><option value="1440">1 day</option></select></label>
+          <input id="comment" placeholder="why (comment)"><button id="silence">Silence</button></div>` : "";
+      document.getElementById("detail").innerHTML = `<h2>${text(a.rule)} · ${text(a.scope_key)} · ${text(a.state)}</h2>
+        <p>${text(figures)}</p>${actions}<h2>Evidence</h2>
+        ${d.evidence.map((e) => `<blockquote>${text(e.text)}${e.url ? ` <a href="${text(e.url)}">source</a>` : ""}</blockquote>`).join("") || "<p>none sent yet</p>"}
+        <h2>Notifications</h2><table><thead><tr><th>receiver</th><th>kind</th><th>status</th><th>attempts</th><th>error</th></tr></thead><tbody>
+        ${d.notifications.map((n) => `<tr><td>${text(n.receiver)}</td><td>${text(n.kind)}</td><td>${text(n.status)}</td><td class="num">${n.attempts}</td><td>${text(n.last_error || "")}</td></tr>`).join("") || `<tr><td colspan="5">none</td></tr>`}
+        </tbody></table>`;
+      if (!canAct) return;
+      document.getElementById("ack").onclick = async () => { await send("POST", `/alerts/${encodeURIComponent(id)}/ack`); showDetail(id); refresh(); };
+      document.getElementById("silence").onclick = async () => {
+        await send("POST", "/silences", { matchers: { scope_key: a.scope_key, rule: a.rule },
+          minutes: Number(document.getElementById("duration").value), comment: document.getElementById("comment").value });
+        document.getElementById("comment").value = "silenced";
+      };
+    }
+    async function refresh() {
+      const alerts = await get(`/alerts?state=${state}`);
+      document.querySelector("#alerts tbody").innerHTML = alerts.map((a) => `<tr data-id="${text(a.id)}" class="${a.id === chosen ? "chosen" : ""}">
+        <td>${text(a.rule)}</td><td>${text(a.scope_key)}</td><td>${text(a.state)}</td>
+        <td class="num">${a.values.negative_ratio === undefined ? "" : pct(a.values.negative_ratio)}</td>
+        <td>${text((a.fired_at || "").slice(0, 16))}</td><td>${a.acknowledged_by ? "✓ " + text(a.acknowledged_by) : ""}</td></tr>`).join("")
+        || `<tr><td colspan="6">no ${state} alerts</td></tr>`;
+      document.querySelectorAll("#alerts tr[data-id]").forEach((r) => { r.onclick = () => showDetail(r.dataset.id); });
+      document.getElementById("updated").textContent = `live · updated ${new Date().toLocaleTimeString()}`;
+    }
+    buttons.forEach((b) => b.addEventListener("click", () => {
+      state = b.dataset.state; buttons.forEach((o) => o.classList.toggle("on", o === b)); refresh();
+    }));
+    buttons[0].classList.add("on");
+    const wanted = new URLSearchParams(location.search).get("alert");
+    refresh().then(() => wanted && showDetail(wanted));
+    setInterval(refresh, 3000);
+  }
+
+  function predicted(item) {
+    const heads = ["sentiment", "topic"].filter((h) => item.prediction[h]).map((h) => {
+      const p = item.prediction[h];
+      const odds = Object.entries(p.probabilities || {}).sort((a, b) => b[1] - a[1]).slice(0, 3)
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`).join(" · ");
+      return `${h}: <b>${text(p.label)}</b> (${text(odds)})`;
+    });
+    return `model ${text(item.model_version)} says ${heads.join("; ")}`;
+  }
+
+  function reviewPage(canLabel) {
+    let items = [], done = [];
+    const status = document.getElementById("status");
+    const names = { 1: "negative", 2: "neutral", 3: "positive" };
+    async function load() {
+      items = await get("/review?limit=100");
+      show();
+    }
+    function show() {
+      const item = items[0];
+      document.getElementById("remaining").textContent = `${items.length} open`;
+      document.getElementById("item").innerHTML = item ? `<div data-item="${item.id}">${text(item.text)}</div>
+        <div class="meta">${predicted(item)} · unsure on ${text(item.head)} (top-two margin ${item.margin.toFixed(3)})</div>`
+        : "<p>The queue is empty.</p>";
+    }
+    document.addEventListener("keydown", async (event) => {
+      if (event.target.tagName === "SELECT" || event.target.tagName === "INPUT") return;
+      const item = items[0];
+      try {
+        if (names[event.key] && item) {
+          if (!canLabel) { status.textContent = "viewers cannot label"; return; }
+          const topic = document.getElementById("topic").value || null;
+          await send("POST", `/review/${item.id}/label`, { sentiment: names[event.key], topic });
+          done.push(item); items.shift(); status.textContent = `labelled ${names[event.key]}`; show();
+        } else if (event.key === "s" && item) {
+          items.push(items.shift()); status.textContent = "skipped"; show();
+        } else if (event.key === "u" && done.length) {
+          const last = done.pop();
+          await send("POST", `/review/${last.id}/reopen`);
+          items.unshift(last); status.textContent = "undone"; show();
+        }
+      } catch (error) { status.textContent = `refused: ${error.message}`; }
+    });
+    load();
+  }
+
+  function modelsPage(isAdmin) {
+    const status = document.getElementById("status");
+    const f1 = (m, where, head) => { const r = (m.metrics[where] || {})[head]; return r && r.macro_f1 !== undefined ? r.macro_f1.toFixed(4) : ""; };
+    async function refresh() {
+      const models = await get("/models");
+      document.querySelector("#models tbody").innerHTML = models.map((m) => `<tr><td>${text(m.version)}</td><td>${text(m.status)}</td>
+        <td>${text(m.parent || "")}</td><td class="num">${f1(m, "frozen", "topic")}</td><td class="num">${f1(m, "frozen", "sentiment")}</td>
+        <td class="num">${f1(m, "train", "topic")}</td><td class="num">${f1(m, "train", "sentiment")}</td>
+        <td class="num">${m.data.new_labels ?? ""}</td><td>${text(m.decision)}</td>
+        <td>${isAdmin && m.status !== "champion" ? `<button data-promote="${text(m.version)}">Promote</button>` : ""}</td></tr>`).join("")
+        || `<tr><td colspan="10">no models registered</td></tr>`;
+      document.querySelectorAll("[data-promote]").forEach((b) => { b.onclick = async () => {
+        if (!confirm(`Serve ${b.dataset.promote} to every worker now?`)) return;
+        try { await send("POST", `/models/${encodeURIComponent(b.dataset.promote)}/promote`); status.textContent = `${b.dataset.promote} promoted`; }
+        catch (error) { status.textContent = `refused: ${error.message}`; }
+        refresh();
+      }; });
+    }
+    const rollback = document.getElementById("rollback");
+    if (rollback) rollback.onclick = async () => {
+      if (!confirm("Roll back to the previous champion?")) return;
+      try { const m = await send("POST", "/models/rollback"); status.textContent = `rolled back to ${m.version}`; }
+      catch (error) { status.textContent = `refused: ${error.message}`; }
+      refresh();
+    };
+    refresh();
+  }
+
+  return { overview, alertsPage, reviewPage, modelsPage, csrf };
 })();
