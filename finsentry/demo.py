@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime
@@ -17,14 +18,17 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from accounts import Accounts
 from finsentry.slack_standin import SlackStandIn
 from finsentry.stack import LocalStack
+from foundation.db import open_database
 from foundation.settings import Settings
 from inference import Bundle, BundleError
 
 log = logging.getLogger(__name__)
 SAMPLE = "headlines.jsonl"
 CONTRACT_FIELDS = ("id", "source", "published_at", "text")
+DEMO_USER = "demo"
 
 
 def sample_rows() -> list[dict[str, Any]]:
@@ -189,6 +193,18 @@ def wait_for(slack: SlackStandIn, count: int, timeout: float) -> bool:
     return len(slack.accepted) >= count
 
 
+def demo_login(settings: Settings) -> str:
+    """The demo analyst's account with a fresh one-time password (the account is made on first use)."""
+    accounts = Accounts(open_database(settings.effective_database_url))
+    password = secrets.token_urlsafe(12)
+    if accounts.get(DEMO_USER) is None:
+        accounts.add(DEMO_USER, "analyst", password)
+    else:
+        accounts.set_password(DEMO_USER, password)
+    accounts.audit("demo", "set password", target=DEMO_USER)
+    return password
+
+
 def run_demo(settings: Settings, console: Console, timeout: float = 180.0) -> int:
     settings = demo_settings(settings, ensure_model(settings, console))
     with SlackStandIn() as slack:
@@ -196,7 +212,12 @@ def run_demo(settings: Settings, console: Console, timeout: float = 180.0) -> in
         stack = LocalStack(settings, worker_log=settings.home / "demo" / "worker.log")
         console.print("[bold]starting Kafka, Redis, the worker and the alert dispatcher[/]")
         try:
-            stack.start()
+            stack.start(with_console=True)
+            password = demo_login(settings)
+            console.print(
+                f"[bold]console:[/] http://{settings.api_host}:{settings.api_port}/console"
+                f"  (log in as [bold]demo[/] with [bold]{password}[/]: a new password each run)"
+            )
             run_id = f"demo-{uuid.uuid4().hex[:6]}"
             since_ms = int(time.time() * 1000) - 1000
             started = time.perf_counter()

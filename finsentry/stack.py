@@ -38,7 +38,7 @@ class LocalStack:
         self._processes: list[subprocess.Popen[bytes]] = []
         self._worker_out: IO[bytes] | None = None
 
-    def start(self, with_worker: bool = True) -> None:
+    def start(self, with_worker: bool = True, with_console: bool = False) -> None:
         data = self.settings.home / "stack"
         kafka_port = _port(self.settings.kafka_bootstrap, 9092)
         if port_open(kafka_port):
@@ -65,16 +65,18 @@ class LocalStack:
             self.settings.topic_partitions,
         )
         if with_worker:
-            self.start_worker()
+            self.start_worker(with_console)
 
-    def start_worker(self) -> None:
-        """The stream worker, and the alert dispatcher when receivers are configured."""
+    def start_worker(self, with_console: bool = False) -> None:
+        """The stream worker, the alert dispatcher when receivers are configured, and the API with the
+        console when asked."""
         env = {**os.environ, **worker_environment(self.settings)}
         out = None
         if self.worker_log:
             self.worker_log.parent.mkdir(parents=True, exist_ok=True)
             out = self._worker_out = self.worker_log.open("ab")
         commands = [["worker"]] + ([["dispatch"]] if self.settings.receivers else [])
+        commands += [["api"]] if with_console else []
         for command in commands:
             self._processes.append(
                 subprocess.Popen(

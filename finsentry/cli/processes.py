@@ -29,7 +29,7 @@ def worker(
 def up(
     model: Annotated[Path | None, typer.Option(help="Model bundle folder (default: the demo model)")] = None,
 ) -> None:
-    """Run the embedded stack (Kafka, Redis, SQLite, worker) in the foreground; Ctrl-C stops it cleanly."""
+    """Run the embedded stack (Kafka, Redis, SQLite, worker, API, console) in the foreground; Ctrl-C stops."""
     from finsentry.demo import ensure_model
     from finsentry.services.process import ServiceError
     from finsentry.stack import LocalStack
@@ -38,10 +38,11 @@ def up(
     settings = settings.model_copy(update={"model_dir": model or ensure_model(settings, console)})
     stack = LocalStack(settings)
     try:
-        stack.start()
+        stack.start(with_console=True)
         console.print(
             f"[green]finsentry is up[/]: Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url},"
-            f" SQL {settings.effective_database_url.split('@')[-1]}; Ctrl-C stops it"
+            f" SQL {settings.effective_database_url.split('@')[-1]},"
+            f" console http://{settings.api_host}:{settings.api_port}/console; Ctrl-C stops it"
         )
         stack.wait()
     except KeyboardInterrupt:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from accounts import Accounts
 from finsentry.cli import app
 from finsentry.demo import sample_rows
 from finsentry.services.process import free_port
+from foundation.db import open_database
 
 pytestmark = pytest.mark.stack
 
@@ -27,6 +30,7 @@ def test_demo_replays_the_sample_and_shows_scores_and_dead_letters(tiny_bundle: 
         "FINSENTRY_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "FINSENTRY_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "FINSENTRY_MODEL_DIR": str(tiny_bundle),
+        "FINSENTRY_API_PORT": str(free_port()),
         "COLUMNS": "200",
     }
     result = CliRunner().invoke(app, ["demo", "--timeout", "120"], env=env)
@@ -39,3 +43,7 @@ def test_demo_replays_the_sample_and_shows_scores_and_dead_letters(tiny_bundle: 
     assert "Slack (local receiver)" in result.output
     assert "burst" in result.output and "northwind-bank" in result.output
     assert "Resolved: burst" in result.output
+    login = re.search(r"console: (http://\S+/console)\s+\(log in as demo with (\S+):", result.output)
+    assert login, "the demo prints the console's address and a one-time login"
+    accounts = Accounts(open_database(f"sqlite:///{tmp_path / 'home' / 'finsentry.db'}"))
+    assert accounts.check_password("demo", login.group(2)) is not None

@@ -26,6 +26,7 @@ def test_up_serves_and_stops_cleanly_on_ctrl_c(tiny_bundle: Path, tmp_path: Path
         "FINSENTRY_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
         "FINSENTRY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "FINSENTRY_MODEL_DIR": str(tiny_bundle),
+        "FINSENTRY_API_PORT": str(free_port()),
     }
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as out:
