@@ -7,11 +7,11 @@ Schema is what the OpenAPI document shows for them.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -27,6 +27,8 @@ from api.console import add_console_routes, address_of, csrf_matches, session_of
 from api.metrics import DatabaseCollector
 from foundation.clock import utcnow
 from inference import Bundle
+from inference.entities import Company
+from labels.imports import parse_labelled_file
 from labels.store import LabelError, NewLabel
 from schemas import Contract, ContractError, load_schema
 from training.learning import Learning
@@ -36,6 +38,7 @@ from trends import Rollups
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 MAX_LABELS_PER_REQUEST = 1000
+MAX_IMPORT_BYTES = 20 * 2**20
 BEARER = HTTPBearer(auto_error=False)
 
 
@@ -62,6 +65,18 @@ class LabelResult(BaseModel):
     unchanged: int
     repeated: int
     ids: list[int]
+
+
+class RowProblem(BaseModel):
+    line: int
+    field: str | None
+    reason: str
+
+
+class ImportReport(BaseModel):
+    stored: LabelResult
+    errors: list[RowProblem]
+    error_count: int
 
 
 class ReviewItem(BaseModel):
@@ -202,7 +217,15 @@ RANGES = {
 Range = Annotated[str, Query(pattern=f"^({'|'.join(RANGES)})$")]
 
 
-def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
+class WatchedCompany(BaseModel):
+    id: str
+    name: str
+    tickers: list[str]
+    aliases: list[str]
+    scope_key: str
+
+
+def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company] = ()) -> FastAPI:
     app = FastAPI(title="finsentry", version="1", description=__doc__)
     rollups = Rollups(parts.engine)
     label_contract = Contract.of("label")
@@ -328,6 +351,32 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         result = parts.labels.add(labels)
         accounts.audit(account.name, "label", target="labels", address=address_of(request), rows=len(labels))
         return LabelResult(**vars(result))
+
+    @app.post("/labels/import", tags=["labels"], responses={413: {"model": Problem}})
+    async def import_labels(
+        request: Request,
+        file: UploadFile,
+        account: Annotated[Account, Depends(require("analyst", "label"))],
+    ) -> ImportReport:
+        """A labelled CSV or JSONL file: good rows are stored, each bad one is reported with its line."""
+        content = await file.read(MAX_IMPORT_BYTES + 1)
+        if len(content) > MAX_IMPORT_BYTES:
+            raise HTTPException(413, f"the file is over {MAX_IMPORT_BYTES // 2**20} MiB")
+        parsed = parse_labelled_file(file.filename or "labels.csv", content, account.name)
+        result = parts.labels.add(parsed.labels)
+        accounts.audit(
+            account.name,
+            "label",
+            target=f"import {file.filename}",
+            address=address_of(request),
+            rows=len(parsed.labels),
+            errors=len(parsed.errors),
+        )
+        return ImportReport(
+            stored=LabelResult(**vars(result)),
+            errors=[RowProblem(**vars(e)) for e in parsed.errors[:1000]],
+            error_count=len(parsed.errors),
+        )
 
     @app.get("/labels/stats", tags=["labels"], dependencies=reads)
     def label_stats() -> dict[str, int]:
@@ -496,6 +545,28 @@ def create_app(parts: Learning, accounts: Accounts) -> FastAPI:
         return [
             Hour(**vars(h), negative_ratio=h.negative_ratio, mean_score=h.mean_score)
             for h in rollups.series(scope_key, since)
+        ]
+
+    @app.get("/watchlist", tags=["trends"], dependencies=reads)
+    def search_watchlist(
+        q: Annotated[str, Query(min_length=1, max_length=100)], limit: Annotated[int, Query(ge=1, le=50)] = 10
+    ) -> list[WatchedCompany]:
+        """Companies whose name, ticker or alias (any language) contains `q`, case-insensitively."""
+        wanted = q.casefold()
+        found = [
+            c
+            for c in watchlist
+            if any(wanted in t.casefold() for t in (c.name, c.id, *c.tickers, *c.aliases))
+        ]
+        return [
+            WatchedCompany(
+                id=c.id,
+                name=c.name,
+                tickers=list(c.tickers),
+                aliases=list(c.aliases),
+                scope_key=f"entity:{c.id}",
+            )
+            for c in found[:limit]
         ]
 
     @app.get("/trends", tags=["trends"], dependencies=reads)

@@ -178,6 +178,18 @@ const finsentry = (() => {
       } catch (error) { status.textContent = `refused: ${error.message}`; }
     });
     load();
+    document.getElementById("import").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const answer = await fetch("/labels/import", { method: "POST", headers: { "X-CSRF-Token": csrf },
+                                                     body: new FormData(event.target) });
+      const r = await answer.json();
+      const report = document.getElementById("report");
+      if (!answer.ok) { report.innerHTML = `<p class="error">refused: ${text(r.detail || r.message || answer.status)}</p>`; return; }
+      report.innerHTML = `<p>${r.stored.inserted} new, ${r.stored.updated} relabelled, ${r.stored.unchanged} unchanged;`
+        + ` ${r.error_count} rows refused</p>` + (r.errors.length ? `<table><thead><tr><th>line</th><th>field</th><th>reason</th></tr></thead><tbody>`
+        + r.errors.map((e) => `<tr><td class="num">${e.line}</td><td>${text(e.field || "")}</td><td>${text(e.reason)}</td></tr>`).join("")
+        + "</tbody></table>" : "");
+    });
   }
 
   function modelsPage(isAdmin) {
@@ -207,6 +219,22 @@ const finsentry = (() => {
     };
     refresh();
   }
+
+  function search() {
+    const box = document.getElementById("search"), list = document.getElementById("found");
+    if (!box) return;
+    let timer = null;
+    box.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const q = box.value.trim();
+        const found = q ? await get(`/watchlist?q=${encodeURIComponent(q)}`) : [];
+        list.innerHTML = found.map((c) => `<li><a href="/console/scope/${encodeURIComponent(c.scope_key)}">${text(c.name)}`
+          + ` <small>${text([...c.tickers, ...c.aliases].join(" · "))}</small></a></li>`).join("");
+      }, 150);
+    });
+  }
+  search();
 
   return { overview, alertsPage, reviewPage, modelsPage, csrf };
 })();

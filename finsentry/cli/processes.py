@@ -95,6 +95,7 @@ def api(
 
     from accounts import Accounts
     from api import create_app
+    from inference.entities import load_watchlist
     from training.learning import learning
 
     settings = get_settings()
@@ -105,8 +106,9 @@ def api(
             "[yellow]no accounts yet: `finsentry user add NAME --role admin`,"
             " then `finsentry user token create NAME`[/]"
         )
+    watchlist = load_watchlist(settings.watchlist) if settings.watchlist else []
     uvicorn.run(
-        create_app(parts, accounts),
+        create_app(parts, accounts, watchlist),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_config=None,

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from accounts import Accounts
 from api import create_app
+from inference.entities import Company
 from labels.review import Candidate, ReviewQueue
 from labels.store import LabelStore
 from tests.tiny_model import build_tiny_bundle
@@ -48,9 +49,15 @@ def tokens(accounts: Accounts) -> dict[str, dict[str, str]]:
     return headers
 
 
+WATCHLIST = [
+    Company("ping-an-bank", "Ping An Bank", ("000001.SZ",), ("平安银行",)),
+    Company("northwind-bank", "Northwind Bank", ("NWB",), ("Northwind",)),
+]
+
+
 @pytest.fixture()
 def app(parts: Learning, accounts: Accounts) -> FastAPI:
-    return create_app(parts, accounts)
+    return create_app(parts, accounts, WATCHLIST)
 
 
 @pytest.fixture()
@@ -240,3 +247,42 @@ def test_no_input_makes_a_server_error(
         no_server_error()
     assert len(calls) >= 5 * len(operations), "schemathesis generated requests for every operation"
     assert any(200 <= code < 300 for code in calls) and any(code == 422 for code in calls)
+
+
+def test_a_labelled_file_is_imported_row_by_row(
+    client: TestClient, tokens: dict[str, dict[str, str]], parts: Learning
+) -> None:
+    csv_file = (
+        "text,sentiment,topic\n"
+        "Acme beats estimates,positive,\n"
+        "Acme misses,bearish,\n"  # line 3: not a sentiment
+        ",negative,\n"  # line 4: no text
+        "Globex cuts guidance,negative,Earnings\n"
+    )
+    answer = client.post(
+        "/labels/import", files={"file": ("labels.csv", csv_file.encode())}, headers=tokens["analyst"]
+    )
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert report["stored"]["inserted"] == 2 and report["error_count"] == 2
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [(3, "sentiment"), (4, "text")]
+    assert parts.labels.counts()["total"] == 2
+    jsonl = b'{"text": "Initech rallies", "sentiment": "positive"}\n{not json\n'
+    answer = client.post(
+        "/labels/import", files={"file": ("l.jsonl", jsonl)}, headers=tokens["analyst"]
+    ).json()
+    assert answer["stored"]["inserted"] == 1 and answer["errors"][0]["line"] == 2
+    viewer = client.post("/labels/import", files={"file": ("l.jsonl", jsonl)}, headers=tokens["viewer"])
+    assert viewer.status_code == 403
+
+
+def test_the_watchlist_search_finds_names_tickers_and_chinese_aliases(
+    client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    def found(q: str) -> list[str]:
+        return [c["scope_key"] for c in client.get(f"/watchlist?q={q}", headers=tokens["viewer"]).json()]
+
+    assert found("平安") == ["entity:ping-an-bank"]
+    assert found("nwb") == ["entity:northwind-bank"]
+    assert found("bank") == ["entity:ping-an-bank", "entity:northwind-bank"]
+    assert found("globex") == []
