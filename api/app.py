@@ -217,6 +217,17 @@ RANGES = {
 Range = Annotated[str, Query(pattern=f"^({'|'.join(RANGES)})$")]
 
 
+class ScoredItem(BaseModel):
+    event_id: str
+    event_time: datetime
+    text: str
+    sentiment: str
+    topic: str | None
+    model_version: str
+    source: str | None
+    url: str | None
+
+
 class WatchedCompany(BaseModel):
     id: str
     name: str
@@ -545,6 +556,16 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         return [
             Hour(**vars(h), negative_ratio=h.negative_ratio, mean_score=h.mean_score)
             for h in rollups.series(scope_key, since)
+        ]
+
+    @app.get("/trends/{scope_key}/items", tags=["trends"], dependencies=reads)
+    def latest_items(
+        scope_key: Annotated[str, PathParam(max_length=300)], limit: Annotated[int, Query(ge=1, le=200)] = 50
+    ) -> list[ScoredItem]:
+        """The newest scored items of a scope key (texts masked), newest first."""
+        return [
+            ScoredItem(event_id=event_id, event_time=at, **vars(item))
+            for at, event_id, item in rollups.latest(scope_key, limit)
         ]
 
     @app.get("/watchlist", tags=["trends"], dependencies=reads)

@@ -36,7 +36,7 @@ from inference.entities import EntityMatcher, load_watchlist
 from labels.review import ReviewQueue
 from labels.store import LabelStore
 from streams.learning import LabelIntake, offer_for_review, read_announcement
-from streams.scoring import BatchScorer, RawRecord, window_event
+from streams.scoring import BatchScorer, RawRecord, trend_item, window_event
 from trends import Rollups
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,8 @@ def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> 
     def record_and_check(scored: list[dict[str, Any]]) -> RecordResult:
         events = [window_event(e) for e in scored]
         recorded = windows.record(events)
-        rollups.record(events)  # the durable hourly history; skips ids it has counted, like the windows
+        # The durable hourly history and latest items; skips ids it has counted, like the windows.
+        rollups.record(events, {e["id"]: trend_item(e) for e in scored})
         transitions = monitor.check({key for event in events for key in event.keys})
         metrics.ALERTS_FIRED.inc(sum(t.after == "firing" for t in transitions))
         try:

@@ -14,6 +14,7 @@ from foundation.masking import mask
 from inference import InferenceEngine, Prediction
 from inference.entities import EntityMatcher
 from schemas import SCHEMA_VERSION, Contract, ContractError
+from trends import Item
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,18 @@ def event_time(published_at: str) -> float:
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
     return published.timestamp()
+
+
+def trend_item(event: dict[str, Any]) -> Item:
+    """What the console lists of a scored event."""
+    return Item(
+        text=mask(event["text"])[:500],
+        sentiment=event["sentiment"]["label"],
+        topic=event["topic"]["label"] if event.get("topic") else None,
+        model_version=event["model_version"],
+        source=event.get("source"),
+        url=event.get("url"),
+    )
 
 
 def window_event(event: dict[str, Any]) -> WindowEvent:

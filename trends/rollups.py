@@ -11,7 +11,7 @@ A chart is one query on the primary key (scope_key, hour): a month of one key is
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
-from trends.tables import CountedEventRow, HourRow
+from trends.tables import CountedEventRow, HourRow, RecentItemRow, RecentKeyRow
 
 SENTIMENTS = ("negative", "neutral", "positive")
 
@@ -53,11 +53,27 @@ class HourFigures:
 
 
 @dataclass(frozen=True)
+class Item:
+    """What a page shows of a scored event (its text already masked)."""
+
+    text: str
+    sentiment: str
+    topic: str | None
+    model_version: str
+    source: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
 class Rise:
     scope_key: str
     share: float  # negative share over the span
     baseline_share: float  # over the four spans before it
     count: int
+
+
+def _naive(event_time: float) -> datetime:
+    return datetime.fromtimestamp(event_time, UTC).replace(tzinfo=None)
 
 
 def hour_of(event_time: float) -> datetime:
@@ -71,8 +87,9 @@ class Rollups:
         self.dedup = timedelta(days=dedup_days)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
-    def record(self, events: Sequence[ScoredEvent]) -> int:
-        """Adds the batch's new events to their hours; returns how many were new."""
+    def record(self, events: Sequence[ScoredEvent], items: Mapping[str, Item] | None = None) -> int:
+        """Adds the batch's new events to their hours, and `items` (by event id) to the latest items of
+        their keys; returns how many events were new."""
         by_id = {e.id: e for e in events}
         if not by_id:
             return 0
@@ -86,7 +103,53 @@ class Rollups:
             ).all()
             if claimed:
                 self._add(session, [by_id[event_id] for event_id in claimed])
+                if items:
+                    self._keep_items(session, [by_id[i] for i in claimed if i in items], items, now)
         return len(claimed)
+
+    def _keep_items(
+        self, session: Session, events: Sequence[ScoredEvent], items: Mapping[str, Item], now: datetime
+    ) -> None:
+        if not events:
+            return
+        session.execute(
+            self._insert(RecentItemRow).values(
+                [
+                    {
+                        "event_id": e.id,
+                        "event_time": _naive(e.event_time),
+                        "counted_at": now,
+                        **vars(items[e.id]),
+                    }
+                    for e in events
+                ]
+            )
+        )
+        keys = {(key, _naive(e.event_time), e.id) for e in events for key in e.keys}
+        session.execute(
+            self._insert(RecentKeyRow).values(
+                [{"scope_key": k, "event_time": t, "event_id": i} for k, t, i in sorted(keys)]
+            )
+        )
+
+    def latest(self, scope_key: str, limit: int = 50) -> list[tuple[datetime, str, Item]]:
+        """The newest items of a key by event time: (event time, event id, item)."""
+        query = (
+            select(RecentItemRow)
+            .join(RecentKeyRow, RecentKeyRow.event_id == RecentItemRow.event_id)
+            .where(RecentKeyRow.scope_key == scope_key)
+            .order_by(RecentKeyRow.event_time.desc())
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            return [
+                (
+                    row.event_time,
+                    row.event_id,
+                    Item(row.text, row.sentiment, row.topic, row.model_version, row.source, row.url),
+                )
+                for row in session.scalars(query)
+            ]
 
     def _add(self, session: Session, events: Iterable[ScoredEvent]) -> None:
         sums: dict[tuple[str, datetime], dict[str, Any]] = defaultdict(
@@ -171,6 +234,10 @@ class Rollups:
             ids = session.execute(
                 delete(CountedEventRow).where(CountedEventRow.counted_at < now - self.dedup)
             ).rowcount
+            # The latest items go with the ids: a week of them is plenty for "latest".
+            stale = select(RecentItemRow.event_id).where(RecentItemRow.counted_at < now - self.dedup)
+            session.execute(delete(RecentKeyRow).where(RecentKeyRow.event_id.in_(stale)))
+            session.execute(delete(RecentItemRow).where(RecentItemRow.counted_at < now - self.dedup))
         return hours, ids
 
 

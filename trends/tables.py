@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, Index, Integer, String
+from sqlalchemy import Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base
@@ -32,3 +32,29 @@ class CountedEventRow(Base):
 
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     counted_at: Mapped[datetime]
+
+
+class RecentItemRow(Base):
+    """A scored event as a page lists it (text masked), kept as long as its id in `rollup_events`."""
+
+    __tablename__ = "recent_items"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_time: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text)
+    sentiment: Mapped[str] = mapped_column(String(12))
+    topic: Mapped[str | None] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(Text)
+    counted_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RecentKeyRow(Base):
+    """Which scope keys an item counts under: the latest items of a key are one index range scan."""
+
+    __tablename__ = "recent_item_keys"
+
+    scope_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    event_time: Mapped[datetime] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -66,6 +66,15 @@ const finsentry = (() => {
           + `<td class="num up">${pct(r.share)}</td><td class="num">${pct(r.baseline_share)}</td><td class="num">${r.count}</td></tr>`).join("")
           || `<tr><td colspan="4">nothing yet</td></tr>`;
       }
+      const itemsBody = document.querySelector("#items tbody");
+      if (itemsBody) {
+        const items = await get(`/trends/${key}/items?limit=30`);
+        itemsBody.innerHTML = items.map((i) => `<tr><td>${text(i.event_time.slice(0, 19).replace("T", " "))}</td>`
+          + `<td class="${i.sentiment === "negative" ? "up" : ""}">${text(i.sentiment)}</td><td>${text(i.topic || "")}</td>`
+          + `<td>${text(i.text)}</td><td>${text(i.model_version)}</td>`
+          + `<td>${i.url ? `<a href="${text(i.url)}" rel="noreferrer">${text(i.source || "link")}</a>` : text(i.source || "")}</td></tr>`).join("")
+          || `<tr><td colspan="6">nothing scored yet</td></tr>`;
+      }
       const mine = scopeKey === "global:all" ? firing : firing.filter((a) => a.scope_key === scopeKey);
       document.querySelector("#firing tbody").innerHTML = alertRows(mine);
       document.getElementById("updated").textContent = `live · updated ${new Date().toLocaleTimeString()}`;

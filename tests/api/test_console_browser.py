@@ -141,6 +141,9 @@ def test_analyst_and_viewer_in_the_console(stack: tuple[StreamEnv, str, str], tm
         analyst.click("#firing a", timeout=5_000)
         expect(analyst).to_have_url(re.compile(r"/console/scope/entity(:|%3A)northwind-bank$"))
         expect(analyst.locator("#firing tbody")).to_contain_text("burst")
+        expect(analyst.locator("#items tbody")).to_contain_text(
+            "Northwind Bank shares plunge after fraud probe"
+        )
         analyst.screenshot(path=shots / "scope.png", full_page=True)
 
         # Its alert: evidence and notification history, then acknowledged.

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from trends import Rollups
+from trends import Item, Rollups
 from trends.rollups import hour_of
 
 
@@ -63,3 +63,19 @@ def test_prune_keeps_the_retention(sql_engine: Engine) -> None:
     assert hours == 3, "the 2025 hour of each of its three keys"
     assert ids == 0, "every id was counted just now, within the replay horizon"
     assert rollups.series("global:all", datetime(2024, 1, 1))[0].hour == hour_of(recent)
+
+
+def test_latest_items_per_key_newest_first_kept_once(sql_engine: Engine) -> None:
+    rollups = Rollups(sql_engine, dedup_days=7)
+    at = datetime(2026, 11, 29, 9).timestamp()
+    batch = events(0, 6, at)
+    items = {e.id: Item(f"text {e.id}", e.sentiment, "Earnings", "m1", "wire", None) for e in batch}
+    rollups.record(batch, items)
+    rollups.record(batch, items)  # a replay
+    latest = rollups.latest("entity:c0", limit=10)
+    assert [event_id for _, event_id, _ in latest] == ["e4", "e2", "e0"], (
+        "c0's items, newest first, once each"
+    )
+    assert latest[0][2] == items["e4"]
+    rollups.prune(now=datetime(2026, 12, 30))
+    assert rollups.latest("entity:c0") == [], "gone with their ids after the replay horizon"
