@@ -190,6 +190,21 @@ class AuditEntry(BaseModel):
     detail: dict[str, Any]
 
 
+class TrainingRun(BaseModel):
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    version: str | None
+    detail: str
+
+
+class TopicVolume(BaseModel):
+    scope_key: str
+    count: int
+    negative_ratio: float
+
+
 class Hour(BaseModel):
     hour: datetime
     count: int
@@ -529,6 +544,11 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
     def models() -> list[Model]:
         return [_model(m) for m in parts.registry.models()]
 
+    @app.get("/models/runs", tags=["models"], dependencies=reads)
+    def training_runs(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[TrainingRun]:
+        """The nightly trainer's runs, newest first, with their outcome."""
+        return [TrainingRun.model_validate(r, from_attributes=True) for r in parts.registry.runs(limit)]
+
     @app.post(
         "/models/{version}/promote",
         tags=["models"],
@@ -567,6 +587,15 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
             ScoredItem(event_id=event_id, event_time=at, **vars(item))
             for at, event_id, item in rollups.latest(scope_key, limit)
         ]
+
+    @app.get("/trends-by-topic", tags=["trends"], dependencies=reads)
+    def busiest_topics(
+        range: Range = "day", limit: Annotated[int, Query(ge=1, le=50)] = 6
+    ) -> list[TopicVolume]:
+        """The topics with the most events over the range: the overview charts each of them."""
+        totals = rollups.totals(None, _hour_floor(utcnow() - RANGES[range]), prefix="topic:")
+        busiest = sorted(totals.items(), key=lambda kv: kv[1].count, reverse=True)[:limit]
+        return [TopicVolume(scope_key=k, count=v.count, negative_ratio=v.negative_ratio) for k, v in busiest]
 
     @app.get("/watchlist", tags=["trends"], dependencies=reads)
     def search_watchlist(

@@ -158,7 +158,11 @@ class NightlyTrainer:
         }
         frozen = self.labels.frozen_examples()
         challenger_scores = frozen_scores(out, frozen, self.config.min_frozen_per_head)
-        metrics: dict[str, Any] = {"frozen": challenger_scores, "train": trained.metrics["valid"]}
+        metrics: dict[str, Any] = {
+            "frozen": challenger_scores,
+            "train": trained.metrics["valid"],
+            "history": trained.metrics["history"],  # per epoch: training loss and validation score
+        }
         if champion is None:
             decision = GateDecision(True, "first model: nothing to compare with")
         else:

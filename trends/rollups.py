@@ -185,9 +185,14 @@ class Rollups:
             return [_figures(row) for row in session.scalars(query.order_by(HourRow.hour))]
 
     def totals(
-        self, scope_keys: Sequence[str] | None, since: datetime, until: datetime | None = None
+        self,
+        scope_keys: Sequence[str] | None,
+        since: datetime,
+        until: datetime | None = None,
+        prefix: str | None = None,
     ) -> dict[str, HourFigures]:
-        """Sums per key (every key when `scope_keys` is None) in [since, until), in one grouped query."""
+        """Sums per key (every key, or every key with `prefix`, when `scope_keys` is None) in
+        [since, until), in one grouped query."""
         query = select(
             HourRow.scope_key,
             func.sum(HourRow.count),
@@ -200,6 +205,8 @@ class Rollups:
             query = query.where(HourRow.scope_key.in_(list(scope_keys)))
         if until is not None:
             query = query.where(HourRow.hour < until)
+        if prefix is not None:
+            query = query.where(HourRow.scope_key.startswith(prefix))
         query = query.group_by(HourRow.scope_key)
         with Session(self.engine) as session:
             return {

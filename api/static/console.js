@@ -14,12 +14,12 @@ const finsentry = (() => {
   const SPANS = { day: 86400, week: 7 * 86400, month: 30 * 86400, year: 365 * 86400 };
   const number = (v) => (typeof v !== "number" ? v : Number.isInteger(v) ? String(v) : v.toFixed(3));
 
-  function chart(element, hours, range) {
+  function chart(element, hours, range, height = 300, width = element.clientWidth - 16) {
     const xs = hours.map((h) => Date.parse(h.hour + "Z") / 1000);
     const data = [xs, hours.map((h) => h.negative), hours.map((h) => h.neutral), hours.map((h) => h.positive),
                   hours.map((h) => h.negative_ratio)];
     const options = {
-      width: element.clientWidth - 16, height: 300,
+      width, height,
       series: [{}, { label: "negative", stroke: "#c0392b", fill: "rgba(192,57,43,.15)" },
                { label: "neutral", stroke: "#7f8c8d" }, { label: "positive", stroke: "#27ae60" },
                { label: "negative share", stroke: "#8e44ad", dash: [6, 4], scale: "share",
@@ -60,6 +60,18 @@ const finsentry = (() => {
         get("/alerts?state=firing")]);
       figures(hours);
       chart(document.getElementById("chart"), hours, range);
+      const grid = document.getElementById("topics");
+      if (grid) {
+        const topics = await get(`/trends-by-topic?range=${range}`);
+        const series = await Promise.all(topics.map((t) => get(`/trends/${encodeURIComponent(t.scope_key)}?range=${range}`)));
+        grid.innerHTML = topics.map((t, i) => `<div class="chart"><h3><a href="/console/scope/${encodeURIComponent(t.scope_key)}">${text(t.scope_key.slice(6))}</a>`
+          + ` · ${t.count} events · ${pct(t.negative_ratio)} negative</h3><div data-topic="${i}"></div></div>`).join("")
+          || "<p>no topics yet</p>";
+        topics.forEach((t, i) => {
+          const box = grid.querySelector(`[data-topic="${i}"]`);
+          chart(box, series[i], range, 160, grid.clientWidth / 3 - 40);
+        });
+      }
       const risingBody = document.querySelector("#rising tbody");
       if (risingBody) {
         risingBody.innerHTML = rising.map((r) => `<tr><td><a href="/console/scope/${encodeURIComponent(r.scope_key)}">${text(r.scope_key)}</a></td>`
@@ -206,18 +218,39 @@ const finsentry = (() => {
     const f1 = (m, where, head) => { const r = (m.metrics[where] || {})[head]; return r && r.macro_f1 !== undefined ? r.macro_f1.toFixed(4) : ""; };
     async function refresh() {
       const models = await get("/models");
-      document.querySelector("#models tbody").innerHTML = models.map((m) => `<tr><td>${text(m.version)}</td><td>${text(m.status)}</td>
+      document.querySelector("#models tbody").innerHTML = models.map((m) => `<tr data-version="${text(m.version)}"><td>${text(m.version)}</td><td>${text(m.status)}</td>
         <td>${text(m.parent || "")}</td><td class="num">${f1(m, "frozen", "topic")}</td><td class="num">${f1(m, "frozen", "sentiment")}</td>
         <td class="num">${f1(m, "train", "topic")}</td><td class="num">${f1(m, "train", "sentiment")}</td>
         <td class="num">${m.data.new_labels ?? ""}</td><td>${text(m.decision)}</td>
         <td>${isAdmin && m.status !== "champion" ? `<button data-promote="${text(m.version)}">Promote</button>` : ""}</td></tr>`).join("")
         || `<tr><td colspan="10">no models registered</td></tr>`;
+      document.querySelectorAll("tr[data-version]").forEach((row) => {
+        row.onclick = () => curve(models.find((m) => m.version === row.dataset.version));
+      });
+      if (models.length) curve(models[0]);
+      const runs = await get("/models/runs");
+      document.querySelector("#runs tbody").innerHTML = runs.map((r) => `<tr><td>${text(r.started_at.slice(0, 16).replace("T", " "))}</td>`
+        + `<td>${text(r.status)}</td><td>${text(r.version || "")}</td><td>${text(r.detail)}</td></tr>`).join("")
+        || `<tr><td colspan="4">no runs yet</td></tr>`;
       document.querySelectorAll("[data-promote]").forEach((b) => { b.onclick = async () => {
         if (!confirm(`Serve ${b.dataset.promote} to every worker now?`)) return;
         try { await send("POST", `/models/${encodeURIComponent(b.dataset.promote)}/promote`); status.textContent = `${b.dataset.promote} promoted`; }
         catch (error) { status.textContent = `refused: ${error.message}`; }
         refresh();
       }; });
+    }
+    function curve(model) {
+      const history = model.metrics.history || [];
+      document.getElementById("curve-title").textContent = `Training curve of ${model.version}`
+        + (history.length ? "" : " (none recorded: registered by hand)");
+      const box = document.getElementById("curve");
+      box.innerHTML = "";
+      if (!history.length) return;
+      new uPlot({ width: box.clientWidth - 16, height: 240, scales: { x: { time: false }, score: { range: [0, 1] } },
+        series: [{ label: "epoch" }, { label: "training loss", stroke: "#c0392b" },
+                 { label: "validation score", stroke: "#27ae60", scale: "score" }],
+        axes: [{ label: "epoch" }, { label: "loss" }, { side: 1, scale: "score", grid: { show: false } }] },
+        [history.map((h) => h.epoch), history.map((h) => h.train_loss), history.map((h) => h.valid_score)], box);
     }
     const rollback = document.getElementById("rollback");
     if (rollback) rollback.onclick = async () => {

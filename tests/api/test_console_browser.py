@@ -24,9 +24,12 @@ from accounts import Accounts
 from accounts.tables import AuditRow
 from finsentry.services.process import free_port, port_open
 from foundation.db import open_database
+from labels.store import LabelStore
 from labels.tables import ReviewItemRow, SampleRow
 from tests.streams.harness import StreamEnv, WorkerProcess, producer, wait_until
-from tests.tiny_model import build_tiny_bundle
+from tests.tiny_model import build_tiny_base
+from tests.training.test_nightly import labels
+from training.nightly import NightlyConfig, NightlyTrainer
 from training.registry import Registry
 
 pytestmark = pytest.mark.stack
@@ -68,13 +71,16 @@ def stack(kafka_bootstrap: str, redis_url: str, tiny_bundle: Path, tmp_path: Pat
     (tmp_path / "rules.yaml").write_text(RULES)
     database = f"sqlite:///{tmp_path / 'finsentry.db'}"
     engine = open_database(database)
-    # Two registered models for the models page; their serving link is the test's own, not the worker's.
+    # Two nights of the real nightly trainer, for the models page (runs, gate, training curves); their
+    # serving link is the test's own, not the worker's.
     registry = Registry(engine, tmp_path / "models", tmp_path / "serving")
-    for seed in (1, 2):
-        bundle = build_tiny_bundle(tmp_path / f"bundle-{seed}", seed=seed, version=f"tiny-night-{seed}")
-        registry.register(
-            bundle, "champion", data={"new_labels": 240 * seed}, decision="registered by the test"
-        )
+    store = LabelStore(engine)
+    config = NightlyConfig(
+        base_model=build_tiny_base(tmp_path / "base"), min_new_labels=50, epochs=3, lr=1e-3
+    )
+    for night in range(2):
+        store.add(labels(night * 240, 240, by="importer"))
+        NightlyTrainer(engine, registry, store, config).run()
     accounts = Accounts(engine)
     accounts.add("ana", "analyst", PASSWORD)
     accounts.add("vic", "viewer", PASSWORD)
@@ -166,6 +172,8 @@ def test_analyst_and_viewer_in_the_console(stack: tuple[StreamEnv, str, str], tm
             expect(analyst.locator("[data-item]")).not_to_have_attribute("data-item", str(labelled[-1]))
         analyst.screenshot(path=shots / "review.png", full_page=True)
         analyst.click("nav >> text=Models")
+        expect(analyst.locator("#runs tbody")).to_contain_text("promoted")
+        expect(analyst.locator("#curve canvas")).to_be_visible()
         analyst.screenshot(path=shots / "models.png", full_page=True)
 
         # A viewer sees the same pages and is refused the same actions.
@@ -199,7 +207,7 @@ def test_analyst_and_viewer_in_the_console(stack: tuple[StreamEnv, str, str], tm
 
     engine = open_database(database)
     with Session(engine) as session:
-        samples = list(session.scalars(select(SampleRow)))
+        samples = list(session.scalars(select(SampleRow).where(SampleRow.origin == "review")))
         answered = list(session.scalars(select(ReviewItemRow).where(ReviewItemRow.status == "answered")))
         denied = list(session.scalars(select(AuditRow).where(AuditRow.outcome == "denied")))
     assert len(samples) == 5 and {s.labelled_by for s in samples} == {"ana"}
