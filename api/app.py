@@ -26,7 +26,7 @@ from alerts.silences import active_silences, add_silence, expire_silence
 from api.console import add_console_routes, address_of, csrf_matches, session_of
 from api.metrics import DatabaseCollector
 from foundation.clock import utcnow
-from inference import Bundle
+from inference import Bundle, BundleError
 from inference.entities import Company
 from labels.imports import parse_labelled_file
 from labels.store import LabelError, NewLabel
@@ -149,6 +149,8 @@ class Model(BaseModel):
     data: dict[str, Any]
     created_at: datetime
     promoted_at: datetime | None
+    served: str | None = None  # the artefact workers run: onnx-int8, onnx-fp32 or torch
+    served_because: str | None = None
 
 
 class NewAccount(BaseModel):
@@ -205,8 +207,8 @@ class TopicVolume(BaseModel):
     negative_ratio: float
 
 
-class Hour(BaseModel):
-    hour: datetime
+class Bucket(BaseModel):
+    start: datetime
     count: int
     negative: int
     neutral: int
@@ -570,13 +572,14 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         return model
 
     @app.get("/trends/{scope_key}", tags=["trends"], dependencies=reads)
-    def trend(scope_key: Annotated[str, PathParam(max_length=300)], range: Range = "day") -> list[Hour]:
-        """Hourly figures of one scope key (global:all, entity:..., topic:..., source:...), oldest first."""
-        since = _hour_floor(utcnow() - RANGES[range])
-        return [
-            Hour(**vars(h), negative_ratio=h.negative_ratio, mean_score=h.mean_score)
-            for h in rollups.series(scope_key, since)
-        ]
+    def trend(scope_key: Annotated[str, PathParam(max_length=300)], range: Range = "day") -> list[Bucket]:
+        """Figures of one scope key (global:all, entity:..., topic:..., source:...), oldest first: per
+        minute for the last hour, per hour for longer ranges."""
+        if range == "hour":
+            buckets = rollups.minutes(scope_key, (utcnow() - RANGES[range]).replace(second=0, microsecond=0))
+        else:
+            buckets = rollups.series(scope_key, _hour_floor(utcnow() - RANGES[range]))
+        return [Bucket(**vars(b), negative_ratio=b.negative_ratio, mean_score=b.mean_score) for b in buckets]
 
     @app.get("/trends/{scope_key}/items", tags=["trends"], dependencies=reads)
     def latest_items(
@@ -702,4 +705,15 @@ def _hour_floor(moment: datetime) -> datetime:
 
 
 def _model(info: ModelInfo) -> Model:
-    return Model.model_validate(info, from_attributes=True)
+    model = Model.model_validate(info, from_attributes=True)
+    try:
+        bundle = Bundle.open(info.bundle_path, verify=False)
+    except BundleError:  # a registry row whose folder is gone still lists
+        return model
+    export = bundle.manifest.get("export", {})
+    because = export.get("int8_not_served_because") or (
+        f"int8 ({export.get('int8_method')}) passed its check and is the faster"
+        if bundle.served == "onnx-int8"
+        else None
+    )
+    return model.model_copy(update={"served": bundle.served, "served_because": because})

@@ -1,5 +1,5 @@
 """Sentiment history that outlives Redis: hourly roll-ups per scope key in SQL, for the trend charts."""
 
-from trends.rollups import HourFigures, Item, Rollups
+from trends.rollups import Figures, Item, Rollups
 
-__all__ = ["HourFigures", "Item", "Rollups"]
+__all__ = ["Figures", "Item", "Rollups"]

@@ -1,4 +1,5 @@
-"""Hourly sentiment roll-ups in SQL, written idempotently by the worker and read by the charts.
+"""Hourly sentiment roll-ups in SQL (and minutes for two days, for the last hour's chart), written
+idempotently by the worker and read by the charts.
 
 A batch is one transaction: its event ids go into `rollup_events` (ids already there are skipped,
 the same rule as the Redis windows), and only the new ones add to their hours' counts with an upsert.
@@ -21,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
-from trends.tables import CountedEventRow, HourRow, RecentItemRow, RecentKeyRow
+from trends.tables import CountedEventRow, HourRow, MinuteRow, RecentItemRow, RecentKeyRow
 
 SENTIMENTS = ("negative", "neutral", "positive")
 
@@ -35,8 +36,10 @@ class ScoredEvent(Protocol):
 
 
 @dataclass(frozen=True)
-class HourFigures:
-    hour: datetime
+class Figures:
+    """Counts of one scope key in one bucket (an hour, or a minute for the last hour's chart)."""
+
+    start: datetime
     count: int
     negative: int
     neutral: int
@@ -81,9 +84,12 @@ def hour_of(event_time: float) -> datetime:
 
 
 class Rollups:
-    def __init__(self, engine: Engine, retention_days: int = 400, dedup_days: int = 7) -> None:
+    def __init__(
+        self, engine: Engine, retention_days: int = 400, dedup_days: int = 7, minute_days: int = 2
+    ) -> None:
         self.engine = engine
         self.retention = timedelta(days=retention_days)
+        self.minute_retention = timedelta(days=minute_days)
         self.dedup = timedelta(days=dedup_days)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
@@ -155,28 +161,33 @@ class Rollups:
         sums: dict[tuple[str, datetime], dict[str, Any]] = defaultdict(
             lambda: {"count": 0, "negative": 0, "neutral": 0, "positive": 0, "score_sum": 0.0}
         )
-        for event in events:
-            hour = hour_of(event.event_time)
-            for key in event.keys:
-                row = sums[(key, hour)]
-                row["count"] += 1
-                row[event.sentiment] += 1
-                row["score_sum"] += event.score
-        # Sorted: two workers upserting the same hours lock them in one order, never in a cycle.
-        rows = [{"scope_key": key, "hour": hour, **figures} for (key, hour), figures in sorted(sums.items())]
-        statement = self._insert(HourRow).values(rows)
-        added = statement.excluded
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["scope_key", "hour"],
-                set_={
-                    name: getattr(HourRow, name) + getattr(added, name)
-                    for name in ("count", *SENTIMENTS, "score_sum")
-                },
+        events = list(events)
+        for table, column, bucket_s in ((HourRow, "hour", 3600), (MinuteRow, "minute", 60)):
+            sums.clear()
+            for event in events:
+                start = _naive(event.event_time - event.event_time % bucket_s)
+                for key in event.keys:
+                    row = sums[(key, start)]
+                    row["count"] += 1
+                    row[event.sentiment] += 1
+                    row["score_sum"] += event.score
+            # Sorted: two workers upserting the same buckets lock them in one order, never in a cycle.
+            rows = [
+                {"scope_key": key, column: start, **figures} for (key, start), figures in sorted(sums.items())
+            ]
+            statement = self._insert(table).values(rows)
+            added = statement.excluded
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["scope_key", column],
+                    set_={
+                        name: getattr(table, name) + getattr(added, name)
+                        for name in ("count", *SENTIMENTS, "score_sum")
+                    },
+                )
             )
-        )
 
-    def series(self, scope_key: str, since: datetime, until: datetime | None = None) -> list[HourFigures]:
+    def series(self, scope_key: str, since: datetime, until: datetime | None = None) -> list[Figures]:
         """One key's hours from `since` (naive UTC), oldest first: one range scan of the primary key."""
         query = select(HourRow).where(HourRow.scope_key == scope_key, HourRow.hour >= since)
         if until is not None:
@@ -184,13 +195,19 @@ class Rollups:
         with Session(self.engine) as session:
             return [_figures(row) for row in session.scalars(query.order_by(HourRow.hour))]
 
+    def minutes(self, scope_key: str, since: datetime) -> list[Figures]:
+        """One key's minutes from `since` (kept for `minute_days`): the last hour's chart."""
+        query = select(MinuteRow).where(MinuteRow.scope_key == scope_key, MinuteRow.minute >= since)
+        with Session(self.engine) as session:
+            return [_figures(row) for row in session.scalars(query.order_by(MinuteRow.minute))]
+
     def totals(
         self,
         scope_keys: Sequence[str] | None,
         since: datetime,
         until: datetime | None = None,
         prefix: str | None = None,
-    ) -> dict[str, HourFigures]:
+    ) -> dict[str, Figures]:
         """Sums per key (every key, or every key with `prefix`, when `scope_keys` is None) in
         [since, until), in one grouped query."""
         query = select(
@@ -210,7 +227,7 @@ class Rollups:
         query = query.group_by(HourRow.scope_key)
         with Session(self.engine) as session:
             return {
-                key: HourFigures(since, int(c), int(n), int(u), int(p), float(s))
+                key: Figures(since, int(c), int(n), int(u), int(p), float(s))
                 for key, c, n, u, p, s in session.execute(query)
             }
 
@@ -238,6 +255,7 @@ class Rollups:
         now = now or utcnow()
         with Session(self.engine) as session, session.begin():
             hours = session.execute(delete(HourRow).where(HourRow.hour < now - self.retention)).rowcount
+            session.execute(delete(MinuteRow).where(MinuteRow.minute < now - self.minute_retention))
             ids = session.execute(
                 delete(CountedEventRow).where(CountedEventRow.counted_at < now - self.dedup)
             ).rowcount
@@ -248,5 +266,6 @@ class Rollups:
         return hours, ids
 
 
-def _figures(row: HourRow) -> HourFigures:
-    return HourFigures(row.hour, row.count, row.negative, row.neutral, row.positive, row.score_sum)
+def _figures(row: HourRow | MinuteRow) -> Figures:
+    start = row.hour if isinstance(row, HourRow) else row.minute
+    return Figures(start, row.count, row.negative, row.neutral, row.positive, row.score_sum)

@@ -24,6 +24,20 @@ class HourRow(Base):
     score_sum: Mapped[float] = mapped_column(Float, default=0.0)  # P(positive) - P(negative), summed
 
 
+class MinuteRow(Base):
+    """The same counts per minute, kept two days: the chart of the last hour."""
+
+    __tablename__ = "rollup_minutes"
+
+    scope_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    negative: Mapped[int] = mapped_column(Integer, default=0)
+    neutral: Mapped[int] = mapped_column(Integer, default=0)
+    positive: Mapped[int] = mapped_column(Integer, default=0)
+    score_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class CountedEventRow(Base):
     """An event already in the roll-ups: a replayed batch finds its ids here and counts nothing twice."""
 

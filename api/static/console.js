@@ -11,11 +11,11 @@ const finsentry = (() => {
     return answer.json();
   }
 
-  const SPANS = { day: 86400, week: 7 * 86400, month: 30 * 86400, year: 365 * 86400 };
+  const SPANS = { hour: 3600, day: 86400, week: 7 * 86400, month: 30 * 86400, year: 365 * 86400 };
   const number = (v) => (typeof v !== "number" ? v : Number.isInteger(v) ? String(v) : v.toFixed(3));
 
   function chart(element, hours, range, height = 300, width = element.clientWidth - 16) {
-    const xs = hours.map((h) => Date.parse(h.hour + "Z") / 1000);
+    const xs = hours.map((h) => Date.parse(h.start + "Z") / 1000);
     const data = [xs, hours.map((h) => h.negative), hours.map((h) => h.neutral), hours.map((h) => h.positive),
                   hours.map((h) => h.negative_ratio)];
     const options = {
@@ -24,7 +24,7 @@ const finsentry = (() => {
                { label: "neutral", stroke: "#7f8c8d" }, { label: "positive", stroke: "#27ae60" },
                { label: "negative share", stroke: "#8e44ad", dash: [6, 4], scale: "share",
                  value: (u, v) => (v == null ? "-" : pct(v)) }],
-      axes: [{}, { label: "events / hour" }, { side: 1, scale: "share", size: 64, values: (u, vs) => vs.map(pct),
+      axes: [{}, { label: range === "hour" ? "events / minute" : "events / hour" }, { side: 1, scale: "share", size: 64, values: (u, vs) => vs.map(pct),
                grid: { show: false } }],
       scales: { share: { range: [0, 1] },
                 // The whole range always shows, however few hours have events yet.
@@ -96,7 +96,7 @@ const finsentry = (() => {
       buttons.forEach((o) => o.classList.toggle("on", o === b));
       refresh();
     }));
-    buttons[0].classList.add("on");
+    buttons.forEach((b) => b.classList.toggle("on", b.dataset.range === range));
     refresh();
     setInterval(refresh, 2000);  // live: the worker writes the roll-ups every batch
   }
@@ -221,9 +221,9 @@ const finsentry = (() => {
       document.querySelector("#models tbody").innerHTML = models.map((m) => `<tr data-version="${text(m.version)}"><td>${text(m.version)}</td><td>${text(m.status)}</td>
         <td>${text(m.parent || "")}</td><td class="num">${f1(m, "frozen", "topic")}</td><td class="num">${f1(m, "frozen", "sentiment")}</td>
         <td class="num">${f1(m, "train", "topic")}</td><td class="num">${f1(m, "train", "sentiment")}</td>
-        <td class="num">${m.data.new_labels ?? ""}</td><td>${text(m.decision)}</td>
+        <td class="num">${m.data.new_labels ?? ""}</td><td>${text(m.served || "")}${m.served_because ? `<br><small class="hint">${text(m.served_because)}</small>` : ""}</td><td>${text(m.decision)}</td>
         <td>${isAdmin && m.status !== "champion" ? `<button data-promote="${text(m.version)}">Promote</button>` : ""}</td></tr>`).join("")
-        || `<tr><td colspan="10">no models registered</td></tr>`;
+        || `<tr><td colspan="11">no models registered</td></tr>`;
       document.querySelectorAll("tr[data-version]").forEach((row) => {
         row.onclick = () => curve(models.find((m) => m.version === row.dataset.version));
       });

@@ -172,7 +172,7 @@ def test_10k_events_with_malformed_and_sigkill_restart(stream_env: StreamEnv) ->
     # So do the hourly roll-ups in SQL, which outlive Redis: the replay added nothing to them.
     rollups = Rollups(open_database(f"sqlite:///{stream_env.home / 'finsentry.db'}"))
     [hour] = rollups.series("global:all", datetime(2026, 11, 29))
-    assert hour.hour == datetime(2026, 11, 29, 9)
+    assert hour.start == datetime(2026, 11, 29, 9)
     assert (hour.count, hour.negative, hour.neutral, hour.positive) == (
         9_800,
         *(by_sentiment[s] for s in ("negative", "neutral", "positive")),

@@ -37,7 +37,7 @@ def test_a_replayed_batch_counts_nothing_twice(sql_engine: Engine) -> None:
     [hour] = rollups.series("global:all", hour_of(at))
     assert (hour.count, hour.negative, hour.neutral, hour.positive) == (50, 17, 17, 16)
     assert abs(hour.score_sum - (16 - 17) * 0.5) < 1e-9
-    assert hour.hour == hour_of(at) and hour.negative_ratio == 17 / 50
+    assert hour.start == hour_of(at) and hour.negative_ratio == 17 / 50
     assert rollups.series("entity:c0", hour_of(at))[0].count == 25
 
 
@@ -48,7 +48,7 @@ def test_series_by_hour_and_totals_per_key(sql_engine: Engine) -> None:
         rollups.record(events(h * 10, 10, start + h * 3600))
     first = hour_of(start)
     series = rollups.series("global:all", first + timedelta(hours=1), first + timedelta(hours=4))
-    assert [s.hour for s in series] == [first + timedelta(hours=h) for h in (1, 2, 3)]
+    assert [s.start for s in series] == [first + timedelta(hours=h) for h in (1, 2, 3)]
     assert all(s.count == 10 for s in series)
     totals = rollups.totals(["entity:c0", "entity:c1", "entity:none"], first)
     assert {k: v.count for k, v in totals.items()} == {"entity:c0": 25, "entity:c1": 25}
@@ -62,7 +62,7 @@ def test_prune_keeps_the_retention(sql_engine: Engine) -> None:
     hours, ids = rollups.prune(now=datetime(2026, 11, 30))
     assert hours == 3, "the 2025 hour of each of its three keys"
     assert ids == 0, "every id was counted just now, within the replay horizon"
-    assert rollups.series("global:all", datetime(2024, 1, 1))[0].hour == hour_of(recent)
+    assert rollups.series("global:all", datetime(2024, 1, 1))[0].start == hour_of(recent)
 
 
 def test_latest_items_per_key_newest_first_kept_once(sql_engine: Engine) -> None:
@@ -79,3 +79,14 @@ def test_latest_items_per_key_newest_first_kept_once(sql_engine: Engine) -> None
     assert latest[0][2] == items["e4"]
     rollups.prune(now=datetime(2026, 12, 30))
     assert rollups.latest("entity:c0") == [], "gone with their ids after the replay horizon"
+
+
+def test_minutes_for_the_last_hour(sql_engine: Engine) -> None:
+    rollups = Rollups(sql_engine)
+    at = datetime(2026, 11, 29, 9, 10).timestamp()
+    rollups.record(events(0, 150, at))  # one event a second: 2.5 minutes
+    minutes = rollups.minutes("global:all", datetime(2026, 11, 29, 9))
+    assert [(m.start.minute, m.count) for m in minutes] == [(10, 60), (11, 60), (12, 30)]
+    rollups.prune(now=datetime(2026, 12, 2))
+    assert rollups.minutes("global:all", datetime(2026, 11, 29)) == [], "minutes are kept two days"
+    assert rollups.series("global:all", datetime(2026, 11, 29))[0].count == 150, "hours stay"

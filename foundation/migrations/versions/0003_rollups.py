@@ -29,6 +29,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope_key", "hour"),
     )
     op.create_table(
+        "rollup_minutes",
+        sa.Column("scope_key", sa.String(length=300), nullable=False),
+        sa.Column("minute", sa.DateTime(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("negative", sa.Integer(), nullable=False),
+        sa.Column("neutral", sa.Integer(), nullable=False),
+        sa.Column("positive", sa.Integer(), nullable=False),
+        sa.Column("score_sum", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("scope_key", "minute"),
+    )
+    op.create_table(
         "rollup_events",
         sa.Column("event_id", sa.String(length=200), nullable=False),
         sa.Column("counted_at", sa.DateTime(), nullable=False),
@@ -64,4 +75,5 @@ def downgrade() -> None:
     op.drop_table("recent_items")
     op.drop_index("ix_rollup_events_counted_at", table_name="rollup_events")
     op.drop_table("rollup_events")
+    op.drop_table("rollup_minutes")
     op.drop_table("rollup_hours")
