@@ -231,7 +231,7 @@ RANGES = {
     "month": timedelta(days=30),
     "year": timedelta(days=365),
 }
-Range = Annotated[str, Query(pattern=f"^({'|'.join(RANGES)})$")]
+Range = Annotated[str, Query(alias="range", pattern=f"^({'|'.join(RANGES)})$")]
 
 
 class ScoredItem(BaseModel):
@@ -572,13 +572,13 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         return model
 
     @app.get("/trends/{scope_key}", tags=["trends"], dependencies=reads)
-    def trend(scope_key: Annotated[str, PathParam(max_length=300)], range: Range = "day") -> list[Bucket]:
+    def trend(scope_key: Annotated[str, PathParam(max_length=300)], span: Range = "day") -> list[Bucket]:
         """Figures of one scope key (global:all, entity:..., topic:..., source:...), oldest first: per
         minute for the last hour, per hour for longer ranges."""
-        if range == "hour":
-            buckets = rollups.minutes(scope_key, (utcnow() - RANGES[range]).replace(second=0, microsecond=0))
+        if span == "hour":
+            buckets = rollups.minutes(scope_key, (utcnow() - RANGES[span]).replace(second=0, microsecond=0))
         else:
-            buckets = rollups.series(scope_key, _hour_floor(utcnow() - RANGES[range]))
+            buckets = rollups.series(scope_key, _hour_floor(utcnow() - RANGES[span]))
         return [Bucket(**vars(b), negative_ratio=b.negative_ratio, mean_score=b.mean_score) for b in buckets]
 
     @app.get("/trends/{scope_key}/items", tags=["trends"], dependencies=reads)
@@ -593,10 +593,10 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
 
     @app.get("/trends-by-topic", tags=["trends"], dependencies=reads)
     def busiest_topics(
-        range: Range = "day", limit: Annotated[int, Query(ge=1, le=50)] = 6
+        span: Range = "day", limit: Annotated[int, Query(ge=1, le=50)] = 6
     ) -> list[TopicVolume]:
         """The topics with the most events over the range: the overview charts each of them."""
-        totals = rollups.totals(None, _hour_floor(utcnow() - RANGES[range]), prefix="topic:")
+        totals = rollups.totals(None, _hour_floor(utcnow() - RANGES[span]), prefix="topic:")
         busiest = sorted(totals.items(), key=lambda kv: kv[1].count, reverse=True)[:limit]
         return [TopicVolume(scope_key=k, count=v.count, negative_ratio=v.negative_ratio) for k, v in busiest]
 
@@ -623,9 +623,9 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         ]
 
     @app.get("/trends", tags=["trends"], dependencies=reads)
-    def rising(range: Range = "day", limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[RisingScope]:
+    def rising(span: Range = "day", limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[RisingScope]:
         """Scope keys whose negative share over the range rose most above their own baseline."""
-        return [RisingScope(**vars(r)) for r in rollups.rising(RANGES[range], utcnow(), top=limit)]
+        return [RisingScope(**vars(r)) for r in rollups.rising(RANGES[span], utcnow(), top=limit)]
 
     add_account_routes(app, accounts, require)
     add_console_routes(app, accounts, lambda: _champion_topics(parts))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, Request
+from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -68,8 +68,8 @@ def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], li
         return response
 
     @app.get("/login", include_in_schema=False, response_class=HTMLResponse)
-    def login_page(request: Request, next: str = "/console") -> Response:
-        return login_form(request, _safe_next(next), None, 200)
+    def login_page(request: Request, next_page: Annotated[str, Query(alias="next")] = "/console") -> Response:
+        return login_form(request, _safe_next(next_page), None, 200)
 
     @app.post("/login", include_in_schema=False)
     def login(
@@ -77,9 +77,9 @@ def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], li
         name: Annotated[str, Form(max_length=100)],
         password: Annotated[str, Form(max_length=1000)],
         csrf: Annotated[str, Form(max_length=100)],
-        next: Annotated[str, Form(max_length=500)] = "/console",
+        next_page: Annotated[str, Form(alias="next", max_length=500)] = "/console",
     ) -> Response:
-        target = _safe_next(next)
+        target = _safe_next(next_page)
         if not csrf_matches(csrf, request.cookies.get(LOGIN_CSRF_COOKIE, "")):
             return login_form(request, target, "The form expired; please sign in again.", 403)
         try:
@@ -104,7 +104,7 @@ def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], li
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    def page(name: str, template: str):
+    def page(name: str, template: str) -> Callable[[Request], Response]:
         def show(request: Request) -> Response:
             found = session_of(request, accounts)
             if found is None:  # never signed in, or the session expired: to the login page

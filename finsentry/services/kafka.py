@@ -128,7 +128,10 @@ class KafkaServer:
         if not (self.data_dir / "log" / "meta.properties").is_file():
             cluster_id = _cluster_id()
             result = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                # `--cluster-id=` keeps an id that starts with "-" (one in 64) from reading as an option.
+                self._java(
+                    libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)
+                ),
                 capture_output=True,
                 text=True,
             )
