@@ -42,7 +42,8 @@ def address_of(request: Request) -> str | None:
 
 def _safe_next(target: str) -> str:
     """Only a path of this site: a login link must not send anyone elsewhere."""
-    return target if target.startswith("/") and not target.startswith("//") else "/console"
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target  # /\x is //x
+    return target if local else "/console"
 
 
 def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], list[str]]) -> None:

@@ -145,3 +145,11 @@ def test_the_vendored_chart_library_matches_its_recorded_checksums() -> None:
     assert len(recorded) == 3
     for name, digest in recorded:
         assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_the_login_sends_only_to_pages_of_this_site(app: FastAPI) -> None:
+    client = TestClient(app)
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        form = client.get("/login", params={"next": target}).text
+        assert 'name="next" value="/console"' in form, target
+    assert login(client, "ana", next_page="/console/alerts") == 303
