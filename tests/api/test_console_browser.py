@@ -3,7 +3,9 @@ Kafka, Redis, SQL, a worker, a dispatcher-free alert pipeline and `finsentry api
 
 An analyst watches a burst about one company reach the overview without reloading, opens its alert,
 acknowledges it, labels five review items with the keyboard; a viewer is refused the same actions.
-With FINSENTRY_SCREENSHOTS=DIR the pages are saved there as PNG (the README's pictures).
+With FINSENTRY_SCREENSHOTS=DIR the pages are saved there as PNG (the README's pictures), and with
+FINSENTRY_SCREENSHOT_MODEL=BUNDLE the worker serves that bundle (the demo's trained model) instead of
+the tiny random one, so that the pictures show real sentiment.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def send(env: StreamEnv, entity: str, count: int, start: int, text: str) -> None
 def stack(kafka_bootstrap: str, redis_url: str, tiny_bundle: Path, tmp_path: Path):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (./dev installs it)")
-    env = StreamEnv(kafka_bootstrap, redis_url, tiny_bundle, tmp_path)
+    model = Path(os.environ.get("FINSENTRY_SCREENSHOT_MODEL", tiny_bundle))
+    env = StreamEnv(kafka_bootstrap, redis_url, model, tmp_path)
     env.create_topics()
     (tmp_path / "rules.yaml").write_text(RULES)
     database = f"sqlite:///{tmp_path / 'finsentry.db'}"
