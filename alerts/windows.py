@@ -95,10 +95,10 @@ class WindowFigures:
         return self.score_sum / self.count if self.count else 0.0
 
 
-def scope_keys(entities: Iterable[str], topic: str | None, source: str) -> tuple[str, ...]:
+def scope_keys(entities: Iterable[str], topics: Iterable[str], source: str) -> tuple[str, ...]:
+    """Every window an event counts in: each entity, each of its topics, its source, and the total."""
     keys = [f"entity:{e}" for e in entities]
-    if topic:
-        keys.append(f"topic:{topic}")
+    keys += [f"topic:{t}" for t in dict.fromkeys(topics)]
     keys += [f"source:{source}", "global:all"]
     return tuple(keys)
 

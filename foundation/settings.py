@@ -74,6 +74,12 @@ class Settings(BaseSettings):
 
     # Inference
     model_dir: Path | None = None
+    models: str = Field(
+        "",
+        description="One bundle per language, LANG=FOLDER,... (en=/models/en,zh=/models/zh); the first"
+        " is the default. Overrides model_dir",
+        pattern=r"^\s*([a-z]{2,3}=[^,=]+(,\s*[a-z]{2,3}=[^,=]+)*)?\s*$",
+    )
     backend: str = Field("auto", pattern="^(auto|onnx-int8|onnx-fp32|torch|torch-bf16)$")
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
     inference_batch: int = Field(32, ge=1)
@@ -138,6 +144,17 @@ class Settings(BaseSettings):
     def serving_model_dir(self) -> Path:
         """The bundle workers serve: with a registry, the link that promotion moves."""
         return self.model_dir or self.home / "models" / "current"
+
+    @property
+    def language_models(self) -> dict[str, Path]:
+        """The `models` setting as {language: folder}, in order; empty when one model_dir serves all."""
+        models: dict[str, Path] = {}
+        for part in filter(None, (p.strip() for p in self.models.split(","))):
+            language, _, folder = part.partition("=")
+            if language in models:
+                raise ValueError(f"FINSENTRY_MODELS: language {language!r} is given twice")
+            models[language] = Path(folder.strip())
+        return models
 
     @property
     def effective_registry_dir(self) -> Path:

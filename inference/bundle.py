@@ -2,7 +2,8 @@
 
 Layout::
 
-    manifest.json        format, version, labels, served artefact, sha256 of every file
+    manifest.json        format, version, language, base encoder, labels (and per-topic thresholds
+                         for a multi-label topic head), served artefact, sha256 of every file
     encoder/config.json  the encoder's Hugging Face config (vocabulary size included)
     tokenizer/           the Hugging Face tokenizer files
     model.safetensors    all weights of inference.model.MultiTaskClassifier
@@ -67,6 +68,13 @@ class Bundle:
     served: str
     max_length: int
     manifest: dict[str, Any]
+    # Multi-label topic head: a sigmoid per topic and these thresholds; None means one softmax topic.
+    topic_thresholds: tuple[float, ...] | None = None
+    language: str | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.topic_thresholds is not None
 
     @classmethod
     def open(cls, root: Path | str, verify: bool = True) -> Bundle:
@@ -77,6 +85,7 @@ class Bundle:
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             labels = manifest["labels"]
+            thresholds = labels.get("topic_thresholds")
             bundle = cls(
                 root=root,
                 version=str(manifest["version"]),
@@ -85,6 +94,10 @@ class Bundle:
                 served=str(manifest.get("served", "torch")),
                 max_length=int(manifest.get("max_length", 128)),
                 manifest=manifest,
+                topic_thresholds=tuple(float(thresholds[t]) for t in labels["topic"])
+                if thresholds is not None
+                else None,
+                language=manifest.get("language"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from exc

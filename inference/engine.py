@@ -35,6 +35,9 @@ class Prediction:
     sentiment: str
     sentiment_probs: dict[str, float]
     model_version: str
+    # Every topic the text is about: above its threshold for a multi-label model, else the top topic.
+    topics: tuple[str, ...] = ()
+    language: str | None = None
 
     @property
     def margin(self) -> float:
@@ -58,6 +61,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+
+
+def choose_topics(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Every topic at or above its threshold, and at least the most likely one (no row goes untopiced)."""
+    chosen = probs >= thresholds
+    chosen[np.arange(len(probs)), probs.argmax(axis=1)] = True
+    return chosen
 
 
 class InferenceEngine:
@@ -121,9 +135,15 @@ class InferenceEngine:
         """Warms the model up and refuses one whose outputs on fixed texts are not probabilities."""
         predictions = self._predict_with(model, PROBE_TEXTS)
         for prediction in predictions:
-            for probs in (prediction.sentiment_probs, prediction.topic_probs):
+            # Multi-label topic probabilities are independent sigmoids and need not sum to one.
+            sums_to_one = (
+                (prediction.sentiment_probs, True),
+                (prediction.topic_probs, not model.bundle.multi_label),
+            )
+            for probs, must_sum in sums_to_one:
                 values = np.array(list(probs.values()), dtype=np.float64)
-                if values.size and (not np.all(np.isfinite(values)) or abs(values.sum() - 1.0) > 1e-3):
+                valid = np.all(np.isfinite(values)) and np.all((values >= 0) & (values <= 1))
+                if values.size and (not valid or (must_sum and abs(values.sum() - 1.0) > 1e-3)):
                     raise BundleError(f"{model.bundle.root}: model gives non-finite or invalid probabilities")
 
     def reload(self, bundle_dir: Path | str) -> str:
@@ -173,7 +193,8 @@ class InferenceEngine:
                 ids[row, : len(encoded[i])] = encoded[i]
                 mask[row, : len(encoded[i])] = 1
             topic_logits, sentiment_logits = model.backend(ids, mask)
-            topic_probs, sentiment_probs = softmax(topic_logits), softmax(sentiment_logits)
+            topic_probs = sigmoid(topic_logits) if model.bundle.multi_label else softmax(topic_logits)
+            sentiment_probs = softmax(sentiment_logits)
             for row, i in enumerate(chunk):
                 topic_rows[i] = topic_probs[row]
                 sentiment_rows[i] = sentiment_probs[row]
@@ -186,10 +207,20 @@ class InferenceEngine:
         sentiments = model.bundle.sentiment_labels
         topic_probs = {label: round(float(p), 5) for label, p in zip(topics, topic, strict=False)}
         sentiment_probs = {label: round(float(p), 5) for label, p in zip(sentiments, sentiment, strict=False)}
+        chosen: tuple[str, ...] = ()
+        if topics:
+            if model.bundle.topic_thresholds is not None:
+                mask = choose_topics(topic[None, : len(topics)], np.array(model.bundle.topic_thresholds))[0]
+                # Most likely first: the first topic is the event's main one.
+                chosen = tuple(topics[j] for j in np.argsort(-topic[: len(topics)]) if mask[j])
+            else:
+                chosen = (topics[int(topic.argmax())],)
         return Prediction(
-            topic=topics[int(topic.argmax())] if topics else None,
+            topic=chosen[0] if chosen else None,
             topic_probs=topic_probs,
             sentiment=sentiments[int(sentiment.argmax())],
             sentiment_probs=sentiment_probs,
             model_version=model.version,
+            topics=chosen,
+            language=model.bundle.language,
         )

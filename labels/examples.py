@@ -8,9 +8,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Example:
+    """`topic` is the single (or first) topic; `topics` holds every topic of a multi-label row."""
+
     text: str
     topic: str | None = None
     sentiment: str | None = None
+    topics: tuple[str, ...] = ()
+
+    @property
+    def topic_set(self) -> tuple[str, ...]:
+        """Every topic of the row: the multi-label set, else the single topic, else none."""
+        if self.topics:
+            return self.topics
+        return (self.topic,) if self.topic else ()
 
 
 def split_bucket(text: str, salt: str = "") -> int:

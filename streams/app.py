@@ -33,6 +33,7 @@ from foundation.outage import Outages, redis_dependency, sql_dependency
 from foundation.settings import Settings
 from inference import Bundle, BundleError, InferenceEngine
 from inference.entities import EntityMatcher, load_watchlist
+from inference.languages import LanguageModels
 from labels.review import ReviewQueue
 from labels.store import LabelStore
 from streams.learning import LabelIntake, offer_for_review, read_announcement
@@ -45,7 +46,10 @@ STATS_EVERY_S = 30.0
 ROLLUP_PRUNE_EVERY_S = 3600.0
 
 
-def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> faust.App:
+def build_app(
+    settings: Settings, models: LanguageModels, outages: Outages, model_dirs: dict[str, Path] | None = None
+) -> faust.App:
+    """The worker's faust app; model_dirs are the folders watched for new bundles, per language."""
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         "finsentry",
@@ -68,7 +72,7 @@ def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> 
     dlq_topic = app.topic(settings.topic_dlq, value_serializer="raw", key_serializer="raw")
     kinds = {settings.topic_news: "news", settings.topic_comments: "comment"}
     watchlist = load_watchlist(settings.watchlist) if settings.watchlist else []
-    scorer = BatchScorer(engine, kinds, settings.max_message_bytes, EntityMatcher(watchlist))
+    scorer = BatchScorer(models, kinds, settings.max_message_bytes, EntityMatcher(watchlist))
     within = settings.max_wait_ms / 1000
     totals: Counter[str] = Counter()
 
@@ -76,7 +80,7 @@ def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> 
     async def report_throughput() -> None:
         if totals:
             rates = {f"{k}_per_s": round(v / STATS_EVERY_S, 1) for k, v in totals.items()}
-            log.info("throughput", extra={**totals, **rates, "model": engine.version})
+            log.info("throughput", extra={**totals, **rates, "model": models.version})
             totals.clear()
 
     @app.on_partitions_assigned.connect
@@ -156,13 +160,14 @@ def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> 
                 "in": len(records),
                 "scored": len(result.scored),
                 "dlq": len(result.dead_letters),
-                "model": engine.version,
+                "model": models.version,
             },
         )
 
-    switcher = ModelSwitcher(engine)
-    if settings.model_watch_s and settings.model_dir is not None:
-        watch_model(app, switcher, settings.model_dir, settings.model_watch_s)
+    switcher = ModelSwitcher(models)
+    if settings.model_watch_s:
+        for language, folder in (model_dirs or {}).items():
+            watch_model(app, switcher, language, folder, settings.model_watch_s)
     follow_announcements(app, switcher, settings)
     take_labels(app, settings, LabelIntake(label_store, settings.max_message_bytes), dlq_topic, outages)
 
@@ -203,39 +208,60 @@ def build_app(settings: Settings, engine: InferenceEngine, outages: Outages) -> 
 
 
 class ModelSwitcher:
-    """Hot swaps, from the folder watch or an announcement; a refused bundle is logged once."""
+    """Hot swaps per language, from the folder watch or an announcement; a refused bundle is logged once."""
 
-    def __init__(self, engine: InferenceEngine) -> None:
-        self.engine = engine
+    def __init__(self, models: LanguageModels) -> None:
+        self.models = models
         self.refused: set[str] = set()
         self._lock = asyncio.Lock()
 
-    async def switch(self, path: Path, version: str) -> None:
+    async def switch(self, path: Path, version: str, language: str | None = None) -> None:
         async with self._lock:  # the watch and an announcement can ask at once
-            if version == self.engine.version or version in self.refused:
+            if version in self.refused:
+                return
+            language = language or self._language_of(path)
+            if language not in self.models.languages:
+                self.refused.add(version)
+                log.error(
+                    "new model refused: no bundle of its language is served here",
+                    extra={"refused": version, "language": language, "serving": self.models.version},
+                )
+                return
+            engine = self.models.engine(language)
+            if version == engine.version:
                 return
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self.engine.reload, path)
+                await asyncio.get_running_loop().run_in_executor(None, engine.reload, path)
             except BundleError as exc:
                 self.refused.add(version)
                 log.error(
                     "new model refused; the current one serves on",
-                    extra={"refused": version, "serving": self.engine.version, "reason": str(exc)},
+                    extra={"refused": version, "serving": engine.version, "reason": str(exc)},
                 )
                 return
             metrics.MODEL_SWAPS.inc()
 
+    def _language_of(self, path: Path) -> str:
+        """The language the bundle declares; one that declares none replaces the default language's."""
+        try:
+            declared = Bundle.open(path, verify=False).language
+        except BundleError:
+            declared = None  # reload reports what is wrong with it
+        return declared or self.models.default
 
-def watch_model(app: faust.App, switcher: ModelSwitcher, model_dir: Path, interval: float) -> None:
-    """Swaps to a new bundle written into (or linked at) model_dir."""
 
-    @app.timer(interval=interval)
+def watch_model(
+    app: faust.App, switcher: ModelSwitcher, language: str, model_dir: Path, interval: float
+) -> None:
+    """Swaps this language's model to a new bundle written into (or linked at) model_dir."""
+
+    @app.timer(interval=interval, name=f"watch_model_{language}")
     async def check_for_new_model() -> None:
         try:
             version = Bundle.open(model_dir, verify=False).version
         except BundleError:
             return  # mid-replacement or absent: look again at the next tick
-        await switcher.switch(model_dir, version)
+        await switcher.switch(model_dir, version, language)
 
 
 def follow_announcements(app: faust.App, switcher: ModelSwitcher, settings: Settings) -> None:
@@ -256,8 +282,14 @@ def follow_announcements(app: faust.App, switcher: ModelSwitcher, settings: Sett
             async for message in consumer:
                 announcement = read_announcement(message.value)
                 if announcement is not None:
-                    log.info("model announcement received", extra={"version": announcement["version"]})
-                    await switcher.switch(Path(announcement["bundle_path"]), announcement["version"])
+                    language = announcement.get("language")
+                    log.info(
+                        "model announcement received",
+                        extra={"version": announcement["version"], "language": language},
+                    )
+                    await switcher.switch(
+                        Path(announcement["bundle_path"]), announcement["version"], language
+                    )
         finally:
             await consumer.stop()
 
@@ -304,23 +336,34 @@ def _json(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def run_worker(settings: Settings) -> None:
-    """Loads the model, then runs the faust worker in the foreground until SIGTERM/SIGINT."""
+def load_models(settings: Settings) -> tuple[LanguageModels, dict[str, Path]]:
+    """The engines to serve and the folders to watch: FINSENTRY_MODELS per language, else one model."""
+    options: dict[str, Any] = {
+        "backend": settings.backend,
+        "device": settings.device,
+        "batch_size": settings.inference_batch,
+        "threads": settings.threads,
+    }
+    folders = settings.language_models
+    if folders:
+        return LanguageModels(
+            {lang: InferenceEngine(path, **options) for lang, path in folders.items()}
+        ), folders
     if settings.model_dir is None:
-        raise SystemExit("no model: set FINSENTRY_MODEL_DIR (or --model) to a bundle folder")
-    engine = InferenceEngine(
-        settings.model_dir,
-        backend=settings.backend,
-        device=settings.device,
-        batch_size=settings.inference_batch,
-        threads=settings.threads,
-    )
+        raise SystemExit("no model: set FINSENTRY_MODEL_DIR (or --model), or FINSENTRY_MODELS per language")
+    models = LanguageModels.single(InferenceEngine(settings.model_dir, **options))
+    return models, {models.default: settings.model_dir}
+
+
+def run_worker(settings: Settings) -> None:
+    """Loads the models, then runs the faust worker in the foreground until SIGTERM/SIGINT."""
+    models, folders = load_models(settings)
     ensure_topics(settings.kafka_bootstrap, [settings.topic_labels], settings.topic_partitions)
     ensure_topics(settings.kafka_bootstrap, [settings.topic_models], 1)
     outages = Outages([redis_dependency(), sql_dependency()], settings.max_outage_s)
     if settings.metrics_port:
         metrics.serve(settings.web_host, settings.metrics_port, outages.state)
-    app = build_app(settings, engine, outages)
+    app = build_app(settings, models, outages, folders)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.finsentry_settings = settings
     worker.execute_from_commandline()

@@ -11,8 +11,9 @@ from typing import Any
 
 from alerts.windows import WindowEvent, scope_keys
 from foundation.masking import mask
-from inference import InferenceEngine, Prediction
+from inference import Prediction
 from inference.entities import EntityMatcher
+from inference.languages import LanguageModels
 from schemas import SCHEMA_VERSION, Contract, ContractError
 from trends import Item
 
@@ -54,6 +55,13 @@ def trend_item(event: dict[str, Any]) -> Item:
     )
 
 
+def event_topics(event: dict[str, Any]) -> list[str]:
+    """Every topic of a scored event; events scored before multi-label topics carry only `topic`."""
+    if event.get("topics"):
+        return list(event["topics"])
+    return [event["topic"]["label"]] if event.get("topic") else []
+
+
 def window_event(event: dict[str, Any]) -> WindowEvent:
     """What the sentiment windows need of a scored event."""
     probabilities = event["sentiment"]["probabilities"]
@@ -71,11 +79,7 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
         event_time=event_time(event["published_at"]),
         sentiment=event["sentiment"]["label"],
         score=probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0),
-        keys=scope_keys(
-            [e["id"] for e in event["entities"]],
-            event["topic"]["label"] if event["topic"] else None,
-            event["source"],
-        ),
+        keys=scope_keys([e["id"] for e in event["entities"]], event_topics(event), event["source"]),
         evidence=evidence,
     )
 
@@ -100,7 +104,11 @@ def dead_letter(record: RawRecord, code: str, message: str, field_path: str | No
 
 
 def scored_event(
-    kind: str, message: dict[str, Any], prediction: Prediction, entities: list[dict[str, Any]]
+    kind: str,
+    message: dict[str, Any],
+    prediction: Prediction,
+    entities: list[dict[str, Any]],
+    language: str | None = None,
 ) -> dict[str, Any]:
     event = {k: v for k, v in message.items() if k != "schema_version"}
     event.update(
@@ -109,25 +117,28 @@ def scored_event(
         topic={"label": prediction.topic, "probabilities": prediction.topic_probs}
         if prediction.topic
         else None,
+        topics=list(prediction.topics),
         sentiment={"label": prediction.sentiment, "probabilities": prediction.sentiment_probs},
         entities=entities,
         model_version=prediction.model_version,
         processed_at=now_iso(),
     )
+    if language:
+        event["model_language"] = language
     return event
 
 
 class BatchScorer:
-    """Validates a batch against its contracts, classifies the valid part in one engine call."""
+    """Validates a batch against its contracts, classifies the valid part in one call per language."""
 
     def __init__(
         self,
-        engine: InferenceEngine,
+        models: LanguageModels,
         kinds_by_topic: dict[str, str],
         max_message_bytes: int,
         matcher: EntityMatcher | None = None,
     ):
-        self.engine = engine
+        self.models = models
         self.matcher = matcher or EntityMatcher([])
         self.contracts = {topic: Contract.of(kind) for topic, kind in kinds_by_topic.items()}
         self.kinds_by_topic = kinds_by_topic
@@ -162,7 +173,9 @@ class BatchScorer:
         if not items:
             return
         try:
-            predictions = await self.engine.apredict([message["text"] for _, message in items])
+            predictions = await self.models.apredict(
+                [message["text"] for _, message in items], [message.get("lang") for _, message in items]
+            )
         except Exception as exc:  # the model's failure must not stop the stream: isolate and dead-letter
             if len(items) == 1:
                 record, _ = items[0]
@@ -173,8 +186,7 @@ class BatchScorer:
             await self._classify(items[:middle], result)
             await self._classify(items[middle:], result)
             return
-        for (record, message), prediction in zip(items, predictions, strict=True):
+        for (record, message), (language, prediction) in zip(items, predictions, strict=True):
             entities = self.matcher.enrich(message["text"], message.get("entities", ()))
-            result.scored.append(
-                scored_event(self.kinds_by_topic[record.topic], message, prediction, entities)
-            )
+            kind = self.kinds_by_topic[record.topic]
+            result.scored.append(scored_event(kind, message, prediction, entities, language))

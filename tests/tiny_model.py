@@ -34,7 +34,9 @@ def tiny_module(vocab_size: int, seed: int) -> MultiTaskClassifier:
     return MultiTaskClassifier.from_config(config, len(TOPICS), len(SENTIMENTS))
 
 
-def build_tiny_bundle(out: Path, seed: int = 0, version: str | None = None) -> Path:
+def build_tiny_bundle(
+    out: Path, seed: int = 0, version: str | None = None, language: str | None = None
+) -> Path:
     """Uses the packaged tokenizer (a local file) so tokenisation is the real thing."""
     tokenizer = AutoTokenizer.from_pretrained(str(packaged_base_model()))
     module = tiny_module(tokenizer.vocab_size, seed)
@@ -47,6 +49,7 @@ def build_tiny_bundle(out: Path, seed: int = 0, version: str | None = None) -> P
         CHECK_TEXTS,
         max_length=64,
         version=version or f"tiny-{seed}",
+        language=language,
     )
     return out
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from inference.bundle import SENTIMENTS
 from labels.examples import Example, split_bucket
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -69,26 +72,70 @@ def load_examples(
     sentiment_col: str | None = None,
     topic_map: dict[str, str] | None = None,
     sentiment_map: dict[str, str] | None = None,
+    topic_sep: str | None = None,
+    skip_bad_labels: bool = False,
 ) -> list[Example]:
+    """Rows with a text and at least one label.
+
+    With `topic_sep` the topic column holds several labels (multi-label), e.g. "公司 外国" with " ".
+    A label outside a given map is an error naming the row and the label, or with `skip_bad_labels`
+    a logged, counted skip of that row.
+    """
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    examples = []
+    examples, skipped = [], []
     for number, row in enumerate(read_rows(path), 1):
         if text_col not in row:
             raise DataError(f"{path}: row {number} has no column {text_col!r} (columns: {', '.join(row)})")
         text = str(row[text_col] or "").strip()
         if not text:
             continue
-        topic = _label(row, topic_col, topic_map, path, number)
-        sentiment = _label(row, sentiment_col, sentiment_map, path, number)
+        try:
+            topics = _labels(row, topic_col, topic_map, path, number, topic_sep)
+            sentiment = _label(row, sentiment_col, sentiment_map, path, number)
+        except DataError as exc:
+            if not skip_bad_labels:
+                raise
+            skipped.append(str(exc))
+            continue
         if sentiment is not None and sentiment not in SENTIMENTS:
             raise DataError(
                 f"{path}: row {number}: sentiment {sentiment!r} is not one of {', '.join(SENTIMENTS)};"
                 " map it with --sentiment-map, e.g. 0=negative,1=positive,2=neutral"
             )
-        if topic is not None or sentiment is not None:
-            examples.append(Example(text, topic, sentiment))
+        if topics or sentiment is not None:
+            multi = topics if topic_sep is not None else ()
+            examples.append(Example(text, topics[0] if topics else None, sentiment, multi))
+    if skipped:
+        log.warning(
+            "rows with labels outside the map skipped",
+            extra={"file": str(path), "rows": len(skipped), "first": skipped[:3]},
+        )
     return examples
+
+
+def _labels(
+    row: dict[str, object],
+    column: str | None,
+    mapping: dict[str, str] | None,
+    path: Path,
+    number: int,
+    sep: str | None,
+) -> tuple[str, ...]:
+    if sep is None:
+        label = _label(row, column, mapping, path, number)
+        return (label,) if label is not None else ()
+    if column is None:
+        return ()
+    if column not in row:
+        raise DataError(f"{path}: row {number} has no column {column!r}")
+    raw = row[column]
+    values = [v.strip() for v in str(raw if raw is not None else "").split(sep) if v.strip()]
+    for value in values:
+        if mapping and value not in mapping:
+            raise DataError(f"{path}: row {number}: topic label {value!r} is not in the label map")
+    # Order kept, duplicates dropped: the first label is the row's primary topic.
+    return tuple(dict.fromkeys(mapping[v] if mapping else v for v in values))
 
 
 def _label(
@@ -111,11 +158,11 @@ def _label(
 
 def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:
     """Merges rows of the same text; a text whose labels conflict keeps neither conflicting label."""
-    merged: dict[str, dict[str, set[str]]] = {}
+    merged: dict[str, dict[str, set]] = {}
     for ex in examples:
         slot = merged.setdefault(ex.text, {"topic": set(), "sentiment": set()})
-        if ex.topic is not None:
-            slot["topic"].add(ex.topic)
+        if ex.topic_set:
+            slot["topic"].add(ex.topics or ex.topic)
         if ex.sentiment is not None:
             slot["sentiment"].add(ex.sentiment)
     result, conflicts = [], 0
@@ -123,7 +170,9 @@ def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:
         topic = next(iter(labels["topic"])) if len(labels["topic"]) == 1 else None
         sentiment = next(iter(labels["sentiment"])) if len(labels["sentiment"]) == 1 else None
         conflicts += len(labels["topic"]) > 1 or len(labels["sentiment"]) > 1
-        if topic is not None or sentiment is not None:
+        if isinstance(topic, tuple):
+            result.append(Example(text, topic[0], sentiment, topic))
+        elif topic is not None or sentiment is not None:
             result.append(Example(text, topic, sentiment))
     return result, conflicts
 

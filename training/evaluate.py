@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.progress import Progress
 
-from inference import InferenceEngine
+from inference import InferenceEngine, Prediction
 from labels.examples import Example
-from training.metrics import classification_report
+from training.metrics import classification_report, multilabel_report
 from training.train import unk_rate, warn_if_unknown
 
 
@@ -35,6 +36,9 @@ def evaluate_bundle(
         ("topic", engine.bundle.topic_labels, lambda ex: ex.topic, lambda p: p.topic),
         ("sentiment", engine.bundle.sentiment_labels, lambda ex: ex.sentiment, lambda p: p.sentiment),
     )
+    if engine.bundle.multi_label:
+        reports["topic"] = _multilabel(engine.bundle.topic_labels, examples, predictions)
+        heads = heads[1:]
     for head, labels, truth, guess in heads:
         index = {label: i for i, label in enumerate(labels)}
         rows = [
@@ -49,8 +53,28 @@ def evaluate_bundle(
             reports[head] = classification_report(
                 [index[t] for t, _ in rows], [index[g] for _, g in rows], labels
             )
+    reports = {k: v for k, v in reports.items() if v is not None}
     reports["unk_rate"] = unk_rate(engine.tokenizer, texts)
     warn_if_unknown(reports["unk_rate"], "eval")
     reports["model_version"] = engine.version
     reports["backend"] = engine.backend.name
     return reports
+
+
+def _multilabel(
+    labels: Sequence[str], examples: Sequence[Example], predictions: Sequence[Prediction]
+) -> dict[str, Any] | None:
+    """Every labelled topic set against every predicted one; None when no row has a topic."""
+    rows = [(ex.topic_set, p.topics) for ex, p in zip(examples, predictions, strict=True) if ex.topic_set]
+    if not rows:
+        return None
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({t for truth, _ in rows for t in truth if t not in index})
+    if unknown:
+        raise ValueError(f"topic labels {unknown} are not in the model's label set {list(labels)}")
+    truth_matrix = np.zeros((len(rows), len(labels)), dtype=bool)
+    guess_matrix = np.zeros_like(truth_matrix)
+    for r, (truth, guess) in enumerate(rows):
+        truth_matrix[r, [index[t] for t in truth]] = True
+        guess_matrix[r, [index[g] for g in guess]] = True
+    return multilabel_report(truth_matrix, guess_matrix, labels)

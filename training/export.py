@@ -261,6 +261,9 @@ def write_bundle(
     version: str | None = None,
     metrics: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    topic_thresholds: dict[str, float] | None = None,
+    language: str | None = None,
+    base: dict[str, Any] | None = None,
 ) -> Bundle:
     """Writes a complete, checked bundle to out_dir (replacing what is there) and returns it opened."""
     out_dir = Path(out_dir)
@@ -278,11 +281,16 @@ def write_bundle(
         export_report = check_exports(module, staging, batches)
         (staging / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False))
         (staging / "training.json").write_text(json.dumps(training or {}, indent=2, ensure_ascii=False))
+        labels: dict[str, Any] = {"topic": list(topic_labels), "sentiment": list(sentiment_labels)}
+        if topic_thresholds is not None:
+            labels["topic_thresholds"] = topic_thresholds
         write_manifest(
             staging,
             version=version,
             created_at=datetime.now(UTC).isoformat(),
-            labels={"topic": list(topic_labels), "sentiment": list(sentiment_labels)},
+            language=language,
+            base=base,
+            labels=labels,
             served=export_report.pop("served"),
             max_length=max_length,
             export=export_report,
@@ -324,4 +332,7 @@ def reexport(bundle_dir: Path, check_texts: Sequence[str]) -> Bundle:
         version=bundle.version,
         metrics=json.loads(bundle.path("metrics.json").read_text()),
         training=json.loads(bundle.path("training.json").read_text()),
+        topic_thresholds=bundle.manifest["labels"].get("topic_thresholds"),
+        language=bundle.language,
+        base=bundle.manifest.get("base"),
     )

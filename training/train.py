@@ -10,7 +10,7 @@ import resource
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_sche
 from transformers.utils import logging as hf_logging
 
 from inference.bundle import SENTIMENTS, TOKENIZER_DIR, Bundle
+from inference.engine import choose_topics, sigmoid
 from inference.model import MultiTaskClassifier, load_module
 from labels.examples import Example
 from training.export import write_bundle
-from training.metrics import classification_report
+from training.metrics import classification_report, multilabel_report, tune_thresholds
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -58,6 +59,12 @@ class TrainConfig:
     # A bundle to continue from (its tokenizer, encoder and heads) instead of the base model.
     init_from: Path | None = None
     version: str | None = None  # the bundle's version; a UTC timestamp when None
+    label_smoothing: float = 0.0
+    # Per encoder layer going down, the learning rate is multiplied by this (1.0: one rate for all).
+    layer_decay: float = 1.0
+    # What the bundle records: the language it serves and the base encoder it grew from.
+    language: str | None = None
+    base: dict[str, Any] | None = None
 
 
 @dataclass
@@ -112,6 +119,90 @@ def class_weights(labels: Sequence[int], n: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+@dataclass
+class TopicTargets:
+    """Topic labels of a split: class indices (single-label) or a 0/1 matrix with a row mask (multi)."""
+
+    index: list[int]
+    matrix: np.ndarray | None = None
+
+    @property
+    def labelled(self) -> list[int]:
+        if self.matrix is not None:
+            return [i for i, row in enumerate(self.matrix) if row.any()]
+        return [i for i, y in enumerate(self.index) if y != IGNORE]
+
+
+def topic_targets(
+    examples: Sequence[Example], topic_index: dict[str, int], multi_label: bool
+) -> TopicTargets:
+    if not multi_label:
+        return TopicTargets([topic_index.get(ex.topic, IGNORE) if ex.topic else IGNORE for ex in examples])
+    matrix = np.zeros((len(examples), len(topic_index)), dtype=np.float32)
+    for row, ex in enumerate(examples):
+        for topic in ex.topic_set:
+            if topic in topic_index:
+                matrix[row, topic_index[topic]] = 1.0
+    return TopicTargets([IGNORE] * len(examples), matrix)
+
+
+TopicLoss = Callable[[torch.Tensor, TopicTargets, Sequence[int]], torch.Tensor]
+
+
+def topic_loss_fn(targets: TopicTargets, num_topics: int, label_smoothing: float) -> TopicLoss:
+    """Cross-entropy over one topic, or a sigmoid per topic (binary cross-entropy) for multi-label rows.
+
+    Either way rows without a topic label add nothing.
+    """
+    if targets.matrix is not None:
+        bce = torch.nn.BCEWithLogitsLoss()
+        matrix = torch.from_numpy(targets.matrix)
+
+        def multi(logits: torch.Tensor, y: TopicTargets, rows: Sequence[int]) -> torch.Tensor:
+            labelled = [r for r, i in enumerate(rows) if matrix[i].any()]
+            if not labelled:
+                return torch.zeros(())
+            return bce(logits[labelled, :num_topics], matrix[[rows[r] for r in labelled]])
+
+        return multi
+    cross_entropy = torch.nn.CrossEntropyLoss(
+        weight=class_weights(targets.index, max(num_topics, 1)),
+        ignore_index=IGNORE,
+        label_smoothing=label_smoothing,
+    )
+
+    def single(logits: torch.Tensor, y: TopicTargets, rows: Sequence[int]) -> torch.Tensor:
+        t_y = torch.tensor([y.index[i] for i in rows])
+        return cross_entropy(logits, t_y) if (t_y != IGNORE).any() else torch.zeros(())
+
+    return single
+
+
+def parameter_groups(
+    module: MultiTaskClassifier, lr: float, head_lr: float, layer_decay: float
+) -> list[dict[str, Any]]:
+    """The heads at head_lr; encoder layer k of n at lr * layer_decay**(n-k), embeddings lowest.
+
+    Layer-wise decay keeps the lower, more general layers closer to the pretrained encoder.
+    """
+    heads = [*module.topic_head.parameters(), *module.sentiment_head.parameters()]
+    layers = module.encoder.config.num_hidden_layers
+    groups: dict[int, list[torch.nn.Parameter]] = {}
+    for name, param in module.encoder.named_parameters():
+        depth = layers  # pooler-free top of the encoder and anything unnamed: the top rate
+        if name.startswith("embeddings."):
+            depth = 0
+        elif ".layer." in f".{name}":
+            depth = int(name.split("layer.")[1].split(".")[0]) + 1
+        groups.setdefault(depth, []).append(param)
+    result = [
+        {"params": params, "lr": lr * layer_decay ** (layers - depth)}
+        for depth, params in sorted(groups.items())
+    ]
+    result.append({"params": heads, "lr": head_lr})
+    return result
+
+
 def make_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of similar-length rows (sorted within pools of 50 batches) to cut padding."""
     order = list(range(len(lengths)))
@@ -153,36 +244,59 @@ def predict_logits(
 def evaluate(
     module: MultiTaskClassifier,
     ids: Sequence[list[int]],
-    topic_y: Sequence[int],
+    topic_y: TopicTargets,
     sentiment_y: Sequence[int],
     topic_labels: Sequence[str],
     pad_id: int,
     bf16: bool,
+    thresholds: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Reports for the heads that have labels in this split, plus their mean macro-F1 as `score`."""
+    """Reports for the heads that have labels in this split, plus their mean macro-F1 as `score`.
+
+    A multi-label topic head is judged at `thresholds` (0.5 each when None).
+    """
     topic_logits, sentiment_logits = predict_logits(module, ids, pad_id, bf16)
     report: dict[str, Any] = {}
-    for head, logits, y, labels in (
-        ("topic", topic_logits, topic_y, topic_labels),
-        ("sentiment", sentiment_logits, sentiment_y, SENTIMENTS),
-    ):
-        rows = [i for i, label in enumerate(y) if label != IGNORE]
-        if rows and labels:
-            report[head] = classification_report(
-                [y[i] for i in rows], logits[rows].argmax(1).tolist(), labels
-            )
+    rows = topic_y.labelled
+    if rows and topic_labels and topic_y.matrix is not None:
+        probs = sigmoid(topic_logits[rows, : len(topic_labels)])
+        cut = np.full(len(topic_labels), 0.5) if thresholds is None else thresholds
+        report["topic"] = multilabel_report(topic_y.matrix[rows], choose_topics(probs, cut), topic_labels)
+    elif rows and topic_labels:
+        truth = [topic_y.index[i] for i in rows]
+        report["topic"] = classification_report(truth, topic_logits[rows].argmax(1).tolist(), topic_labels)
+    rows = [i for i, label in enumerate(sentiment_y) if label != IGNORE]
+    if rows:
+        truth = [sentiment_y[i] for i in rows]
+        report["sentiment"] = classification_report(
+            truth, sentiment_logits[rows].argmax(1).tolist(), SENTIMENTS
+        )
     heads = [report[h]["macro_f1"] for h in ("topic", "sentiment") if h in report]
     report["score"] = float(np.mean(heads)) if heads else 0.0
     return report
 
 
+def topic_thresholds(
+    module: MultiTaskClassifier, ids: Sequence[list[int]], topic_y: TopicTargets, pad_id: int, bf16: bool
+) -> np.ndarray:
+    """Per-topic thresholds with the best F1 on these (validation) rows."""
+    assert topic_y.matrix is not None
+    rows = topic_y.labelled
+    n = topic_y.matrix.shape[1]
+    if not rows:
+        return np.full(n, 0.5)
+    topic_logits, _ = predict_logits(module, [ids[i] for i in rows], pad_id, bf16)
+    return tune_thresholds(sigmoid(topic_logits[:, :n]), topic_y.matrix[rows])
+
+
 def _starting_point(
     config: TrainConfig, train_set: Sequence[Example]
-) -> tuple[PreTrainedTokenizerBase, MultiTaskClassifier, list[str]]:
-    """Tokenizer, network and topic labels: a bundle's when continuing, else the base model's.
+) -> tuple[PreTrainedTokenizerBase, MultiTaskClassifier, list[str], bool]:
+    """Tokenizer, network, topic labels and whether topics are multi-label.
 
-    From the base, topics come from the data and the heads are new; when continuing, the bundle's
-    label set stands, and rows with a topic outside it train the sentiment head only.
+    From the base, topics come from the data and the heads are new; the topic head is multi-label when
+    some row has several topics. When continuing, the bundle's label set and kind of head stand, and
+    rows with a topic outside it train the sentiment head only.
     """
     # (The base's load report lists the unused pooler weights: expected, so only errors are shown.)
     hf_logging.set_verbosity_error()
@@ -190,14 +304,16 @@ def _starting_point(
     if config.init_from is not None:
         bundle = Bundle.open(config.init_from)
         tokenizer = AutoTokenizer.from_pretrained(str(bundle.path(TOKENIZER_DIR)), use_fast=True)
-        unknown = sorted({ex.topic for ex in train_set if ex.topic and ex.topic not in bundle.topic_labels})
+        known = set(bundle.topic_labels)
+        unknown = sorted({t for ex in train_set for t in ex.topic_set if t not in known})
         if unknown:
             log.warning("topics outside the model's label set are not learned", extra={"topics": unknown})
-        return tokenizer, load_module(bundle), list(bundle.topic_labels)
+        return tokenizer, load_module(bundle), list(bundle.topic_labels), bundle.multi_label
     tokenizer = AutoTokenizer.from_pretrained(str(config.base_model), use_fast=True)
-    topic_labels = sorted({ex.topic for ex in train_set if ex.topic is not None})
+    topic_labels = sorted({t for ex in train_set for t in ex.topic_set})
+    multi_label = any(len(ex.topic_set) > 1 for ex in train_set)
     module = MultiTaskClassifier.from_pretrained(str(config.base_model), len(topic_labels), len(SENTIMENTS))
-    return tokenizer, module, topic_labels
+    return tokenizer, module, topic_labels, multi_label
 
 
 def train(
@@ -214,12 +330,12 @@ def train(
         raise TrainingError("no labelled rows to train on")
     bf16 = cpu_bf16_supported() if config.bf16 is None else config.bf16
 
-    tokenizer, module, topic_labels = _starting_point(config, train_set)
+    tokenizer, module, topic_labels, multi_label = _starting_point(config, train_set)
     topic_index = {label: i for i, label in enumerate(topic_labels)}
     sentiment_index = {label: i for i, label in enumerate(SENTIMENTS)}
 
-    def targets(examples: Sequence[Example]) -> tuple[list[int], list[int]]:
-        topic = [topic_index.get(ex.topic, IGNORE) if ex.topic else IGNORE for ex in examples]
+    def targets(examples: Sequence[Example]) -> tuple[TopicTargets, list[int]]:
+        topic = topic_targets(examples, topic_index, multi_label)
         sentiment = [sentiment_index[ex.sentiment] if ex.sentiment else IGNORE for ex in examples]
         return topic, sentiment
 
@@ -243,18 +359,14 @@ def train(
     test_topic, test_sentiment = targets(test_set)
     pad_id = tokenizer.pad_token_id or 0
 
-    topic_loss = torch.nn.CrossEntropyLoss(
-        weight=class_weights(train_topic, max(len(topic_labels), 1)), ignore_index=IGNORE
-    )
+    topic_loss = topic_loss_fn(train_topic, len(topic_labels), config.label_smoothing)
     sentiment_loss = torch.nn.CrossEntropyLoss(
-        weight=class_weights(train_sentiment, len(SENTIMENTS)), ignore_index=IGNORE
+        weight=class_weights(train_sentiment, len(SENTIMENTS)),
+        ignore_index=IGNORE,
+        label_smoothing=config.label_smoothing,
     )
-
-    head_params = [*module.topic_head.parameters(), *module.sentiment_head.parameters()]
-    head_ids = {id(p) for p in head_params}
-    encoder_params = [p for p in module.parameters() if id(p) not in head_ids]
     optimizer = torch.optim.AdamW(
-        [{"params": encoder_params, "lr": config.lr}, {"params": head_params, "lr": config.head_lr}],
+        parameter_groups(module, config.lr, config.head_lr, config.layer_decay),
         weight_decay=config.weight_decay,
     )
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size / config.grad_accum)
@@ -283,14 +395,12 @@ def train(
             running = 0.0
             for n, rows in enumerate(batches, 1):
                 input_ids, mask = collate(train_ids, rows, pad_id)
-                t_y = torch.tensor([train_topic[i] for i in rows])
                 s_y = torch.tensor([train_sentiment[i] for i in rows])
                 with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                     t_logits, s_logits = module(input_ids, mask)
                 # A head with no label in this batch adds nothing (masked loss).
                 loss = torch.zeros(())
-                if (t_y != IGNORE).any():
-                    loss = loss + topic_loss(t_logits.float(), t_y)
+                loss = loss + topic_loss(t_logits.float(), train_topic, rows)
                 if (s_y != IGNORE).any():
                     loss = loss + sentiment_loss(s_logits.float(), s_y)
                 if not torch.isfinite(loss):
@@ -334,11 +444,18 @@ def train(
 
     assert best_state is not None
     module.load_state_dict(best_state)
+    thresholds = (
+        topic_thresholds(module, valid_ids, valid_topic, pad_id, bf16)
+        if multi_label and topic_labels
+        else None
+    )
     seconds = time.perf_counter() - started
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     metrics = {
-        "valid": evaluate(module, valid_ids, valid_topic, valid_sentiment, topic_labels, pad_id, bf16),
-        "test": evaluate(module, test_ids, test_topic, test_sentiment, topic_labels, pad_id, bf16)
+        "valid": evaluate(
+            module, valid_ids, valid_topic, valid_sentiment, topic_labels, pad_id, bf16, thresholds
+        ),
+        "test": evaluate(module, test_ids, test_topic, test_sentiment, topic_labels, pad_id, bf16, thresholds)
         if test_ids
         else {},
         "best_epoch": best_epoch,
@@ -349,6 +466,7 @@ def train(
         "peak_rss_mib": round(peak_rss_mib, 1),
         "bf16": bf16,
         "rows": {"train": len(train_set), "valid": len(valid_set), "test": len(test_set)},
+        "topic_multi_label": multi_label,
     }
     check_texts = [ex.text for ex in valid_set[:2000]] or train_texts[:200]
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
@@ -363,5 +481,10 @@ def train(
         version=config.version,
         metrics=metrics,
         training=settings,
+        topic_thresholds=dict(zip(topic_labels, map(float, thresholds), strict=True))
+        if thresholds is not None
+        else None,
+        language=config.language,
+        base=config.base,
     )
     return TrainResult(bundle, metrics, seconds, peak_rss_mib)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from finsentry.cli import bench, feed, labels, models, processes, registry, silence, users
+from finsentry.cli import base, bench, feed, labels, models, processes, registry, silence, users
 from foundation import logs
 from foundation.settings import get_settings
 
@@ -38,6 +38,7 @@ app.command()(models.train)
 app.command("eval")(models.evaluate)
 app.command()(models.export)
 app.command("simulate-nights")(models.simulate_nights)
+app.add_typer(base.app, name="base")
 app.add_typer(bench.app, name="bench")
 app.add_typer(silence.app, name="silence")
 app.add_typer(labels.app, name="label")

@@ -14,9 +14,11 @@ from finsentry.cli.options import (
     DataFiles,
     SentimentCol,
     SentimentMap,
+    SkipBadLabels,
     TextCol,
     TopicCol,
     TopicMap,
+    TopicSep,
     console,
     load_sets,
     print_reports,
@@ -32,10 +34,17 @@ def train(
     sentiment_col: SentimentCol = None,
     topic_map: TopicMap = None,
     sentiment_map: SentimentMap = None,
+    topic_sep: TopicSep = None,
+    skip_bad_labels: SkipBadLabels = False,
     valid: Annotated[
         list[str] | None, typer.Option(help="Validation file(s), same prefixes; else 80/10/10")
     ] = None,
-    base_model: Annotated[str | None, typer.Option(help="Local Hugging Face encoder folder")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Base encoder: a catalogue name (finsentry base list) or a local Hugging Face folder"
+        ),
+    ] = None,
     epochs: int = 5,
     batch_size: int = 32,
     grad_accum: int = 1,
@@ -49,19 +58,25 @@ def train(
     extend_vocab: Annotated[
         bool, typer.Option(help="Add the corpus's unknown characters to the vocabulary")
     ] = False,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the single-label heads")] = 0.0,
+    layer_decay: Annotated[
+        float, typer.Option(help="Learning rate x this per encoder layer going down (1: no decay)")
+    ] = 1.0,
+    language: Annotated[
+        str | None, typer.Option(help="Language the bundle serves (en, zh); default: the base's")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
     """Fine-tune the topic + sentiment model and write a bundle (weights, ONNX, int8, metrics)."""
-    from training.base import resolve_base_model
+    from training.bases import describe_base, resolve_base_model
     from training.data import deduplicate, split
     from training.train import TrainConfig
     from training.train import train as run_train
 
-    examples, conflicts = deduplicate(
-        load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
-    )
+    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
+    examples, conflicts = deduplicate(load_sets(data, *columns))
     if valid:
-        valid_set = load_sets(valid, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
+        valid_set = load_sets(valid, *columns)
         train_set, test_set = examples, []
     else:
         train_set, valid_set, test_set = split(examples)
@@ -69,8 +84,14 @@ def train(
         f"rows: train {len(train_set)}, valid {len(valid_set)}, test {len(test_set)}"
         f" ({conflicts} texts with conflicting labels dropped their conflicting label)"
     )
+    base_folder = resolve_base_model(base_model, get_settings().cache_dir)
+    base = describe_base(base_folder)
     config = TrainConfig(
-        base_model=resolve_base_model(base_model),
+        base_model=base_folder,
+        base=base,
+        language=language or base.get("language"),
+        label_smoothing=label_smoothing,
+        layer_decay=layer_decay,
         out=out,
         epochs=epochs,
         batch_size=batch_size,
@@ -102,13 +123,17 @@ def evaluate(
     sentiment_col: SentimentCol = None,
     topic_map: TopicMap = None,
     sentiment_map: SentimentMap = None,
+    topic_sep: TopicSep = None,
+    skip_bad_labels: SkipBadLabels = False,
     backend: Annotated[str, typer.Option(help="auto, onnx-int8, onnx-fp32 or torch")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
     """Score a labelled file with a bundle's served model: report and confusion matrix per head."""
     from training.evaluate import evaluate_bundle
 
-    examples = load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
+    examples = load_sets(
+        data, text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels
+    )
     reports = evaluate_bundle(model, examples, backend=backend, progress=not as_json)
     if as_json:
         print(json.dumps(reports, indent=2, ensure_ascii=False))

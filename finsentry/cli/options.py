@@ -22,7 +22,13 @@ SentimentMap = Annotated[
 TopicMap = Annotated[
     str | None, typer.Option(help="Raw topic value to name: 0=Analyst Update,... or a TSV file")
 ]
-
+TopicSep = Annotated[
+    str | None,
+    typer.Option(help="The topic column holds several labels split by this (multi-label), e.g. ' '"),
+]
+SkipBadLabels = Annotated[
+    bool, typer.Option(help="Skip (and count) rows with a label outside the map instead of stopping")
+]
 
 DataFiles = Annotated[
     list[str],
@@ -40,6 +46,8 @@ def load_sets(
     sentiment_col: str | None,
     topic_map: str | None,
     sentiment_map: str | None,
+    topic_sep: str | None = None,
+    skip_bad_labels: bool = False,
 ) -> list[Example]:
     """Reads every --data file; a `topic:` or `sentiment:` prefix limits a file to that head's labels,
     for files whose label column has the same name (the Twitter topic and sentiment sets)."""
@@ -58,6 +66,8 @@ def load_sets(
             sentiment_col if head in ("", "sentiment") else None,
             topics,
             sentiments,
+            topic_sep,
+            skip_bad_labels,
         )
     return examples
 
@@ -67,9 +77,11 @@ def print_reports(reports: dict, title: str) -> None:
         report = reports.get(head)
         if not report:
             continue
-        table = Table(
-            title=f"{head} ({title}): accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}"
-        )
+        if report.get("multi_label"):
+            summary = f"micro-F1 {report['micro_f1']:.3f}, macro-F1 {report['macro_f1']:.3f}"
+        else:
+            summary = f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}"
+        table = Table(title=f"{head} ({title}): {summary}")
         for column in ("class", "precision", "recall", "f1", "support"):
             table.add_column(column, justify="left" if column == "class" else "right")
         for label, row in report["per_class"].items():
@@ -82,7 +94,7 @@ def print_reports(reports: dict, title: str) -> None:
             )
         console.print(table)
         labels = report["labels"]
-        if len(labels) <= 6:
+        if "confusion_matrix" in report and len(labels) <= 6:
             matrix = Table(title=f"{head} confusion (rows: true, columns: predicted)")
             matrix.add_column("")
             for label in labels:

@@ -72,7 +72,9 @@ def test_windows_equal_a_brute_force_recount(client: redis.Redis, raw: list, bat
         # A replayed id carries the same content as its first delivery, as a Kafka replay does.
         event = first_seen.setdefault(
             event_id,
-            WindowEvent(f"e{event_id}", BASE + offset, sentiment, 0.0, scope_keys([entity], "macro", "wire")),
+            WindowEvent(
+                f"e{event_id}", BASE + offset, sentiment, 0.0, scope_keys([entity], ["macro"], "wire")
+            ),
         )
         arrivals.append(event)
     totals = Counter()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from inference import InferenceEngine, Prediction
 from inference.entities import Company, EntityMatcher
+from inference.languages import LanguageModels
 from schemas import Contract
 from streams.scoring import BatchScorer, RawRecord
 
@@ -40,7 +41,7 @@ class FailsOnPoison(InferenceEngine):
 
 def test_valid_invalid_and_entities(tiny_bundle: Path) -> None:
     matcher = EntityMatcher([Company("helios", "Helios Energy", ("HEL",), ("Helios",))])
-    scorer = BatchScorer(InferenceEngine(tiny_bundle), KINDS, 65_536, matcher)
+    scorer = BatchScorer(LanguageModels.single(InferenceEngine(tiny_bundle)), KINDS, 65_536, matcher)
     records = [
         record(0, event(0, "Helios Energy beats estimates; $HEL and $XOM up")),
         record(1, b"\xff not utf-8"),
@@ -62,7 +63,7 @@ def test_valid_invalid_and_entities(tiny_bundle: Path) -> None:
 
 
 def test_a_message_that_breaks_the_model_is_isolated(tiny_bundle: Path) -> None:
-    scorer = BatchScorer(FailsOnPoison(tiny_bundle), KINDS, 65_536)
+    scorer = BatchScorer(LanguageModels.single(FailsOnPoison(tiny_bundle)), KINDS, 65_536)
     records = [record(i, event(i, "POISON pill" if i == 5 else f"Shares rise {i}")) for i in range(12)]
     result = asyncio.run(scorer.score(records))
     assert sorted(e["id"] for e in result.scored) == sorted(f"e{i}" for i in range(12) if i != 5)
@@ -100,7 +101,7 @@ messages = st.fixed_dictionaries(
 @given(values=st.lists(messages | st.binary(max_size=100), min_size=1, max_size=10))
 def test_any_input_is_scored_or_dead_lettered(tiny_bundle: Path, values: list[bytes]) -> None:
     engine = _ENGINE.setdefault("tiny", InferenceEngine(tiny_bundle))
-    scorer = BatchScorer(engine, KINDS, 65_536)
+    scorer = BatchScorer(LanguageModels.single(engine), KINDS, 65_536)
     result = asyncio.run(scorer.score([record(i, v) for i, v in enumerate(values)]))
     assert len(result.scored) + len(result.dead_letters) == len(values)
     for scored in result.scored:
