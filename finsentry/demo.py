@@ -26,21 +26,29 @@ from foundation.settings import Settings
 from inference import Bundle, BundleError
 
 log = logging.getLogger(__name__)
-SAMPLE = "headlines.jsonl"
-CONTRACT_FIELDS = ("id", "source", "published_at", "text")
+SAMPLES = ("headlines.jsonl", "forum_zh.jsonl")  # English news and comments; Chinese news and forum posts
+CONTRACT_FIELDS = ("id", "source", "published_at", "text", "lang")
+BURSTS = {"burst.txt": "Northwind Bank", "burst_zh.txt": "青岚科技 (Qinglan Technology)"}
 DEMO_USER = "demo"
 
 
-def sample_rows() -> list[dict[str, Any]]:
-    text = resources.files("finsentry.sample").joinpath(SAMPLE).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def sample_rows(names: tuple[str, ...] = SAMPLES) -> list[dict[str, Any]]:
+    rows = []
+    for name in names:
+        text = resources.files("finsentry.sample").joinpath(name).read_text(encoding="utf-8")
+        rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+    return rows
 
 
-def ensure_model(settings: Settings, console: Console) -> Path:
-    """The bundle to serve: FINSENTRY_MODEL_DIR, or the demo's own, trained on first run."""
+def chinese_sample() -> list[str]:
+    return [row["text"] for row in sample_rows(("forum_zh.jsonl",))]
+
+
+def ensure_model(settings: Settings, console: Console, language: str = "en") -> Path:
+    """The bundle to serve: FINSENTRY_MODEL_DIR, or the demo's own for the language, trained on first run."""
     if settings.model_dir is not None:
         return settings.model_dir
-    target = settings.home / "models" / "demo"
+    target = settings.home / "models" / ("demo" if language == "en" else f"demo-{language}")
     try:
         Bundle.open(target)
         return target
@@ -48,9 +56,18 @@ def ensure_model(settings: Settings, console: Console) -> Path:
         pass
     from training.demo_model import train_demo_model
 
-    source = train_demo_model(settings.shared_data, target, console)
-    console.print(f"[green]trained the demo model from {source}[/]")
+    source = train_demo_model(settings.shared_data, target, console, language)
+    console.print(f"[green]trained the {language} demo model from {source}[/]")
     return target
+
+
+def ensure_models(settings: Settings, console: Console) -> dict[str, Path]:
+    """FINSENTRY_MODELS, or the one FINSENTRY_MODEL_DIR, or the demo's English and Chinese models."""
+    if settings.language_models:
+        return settings.language_models
+    if settings.model_dir is not None:
+        return {"": settings.model_dir}
+    return {language: ensure_model(settings, console, language) for language in ("en", "zh")}
 
 
 def replay(settings: Settings, run_id: str, extra_malformed: bool = True) -> dict[str, str]:
@@ -58,7 +75,7 @@ def replay(settings: Settings, run_id: str, extra_malformed: bool = True) -> dic
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     sent = {}
     for row in sample_rows():
-        event = {k: row[k] for k in CONTRACT_FIELDS}
+        event = {k: row[k] for k in CONTRACT_FIELDS if k in row}
         event["id"] = f"{run_id}-{row['id']}"
         topic = settings.topic_comments if row["kind"] == "comment" else settings.topic_news
         producer.send(topic, key=event["id"].encode(), value=json.dumps(event).encode())
@@ -109,14 +126,15 @@ def show(
 ) -> None:
     colours = {"negative": "red", "neutral": "yellow", "positive": "green"}
     table = Table(title=f"events.scored: {len(scored)} events in {seconds:.1f}s")
-    for column in ("source", "text", "topic", "sentiment", "p"):
+    for column in ("source", "lang", "text", "topics", "sentiment", "p"):
         table.add_column(column, overflow="fold" if column == "text" else "ellipsis")
     for event in sorted(scored, key=lambda e: e["id"]):
         sentiment = event["sentiment"]["label"]
         p = event["sentiment"]["probabilities"][sentiment]
-        topic = event["topic"]["label"] if event.get("topic") else "-"
+        topic = ", ".join(event.get("topics") or []) or "-"
         table.add_row(
             event["source"],
+            event.get("model_language", "-"),
             event["text"][:90],
             topic,
             f"[{colours.get(sentiment, 'white')}]{sentiment}[/]",
@@ -133,22 +151,24 @@ def show(
             letter["error"],
         )
     console.print(dlq)
-    if scored:
-        console.print(f"model {scored[0]['model_version']}")
+    versions = sorted({f"{e.get('model_language', '-')}: {e['model_version']}" for e in scored})
+    if versions:
+        console.print(f"models {', '.join(versions)}")
 
 
 def sample_file(name: str) -> Path:
     return Path(str(resources.files("finsentry.sample").joinpath(name)))
 
 
-def demo_settings(settings: Settings, model: Path) -> Settings:
-    """The demo's watchlist, short-window rules and a Slack receiver, unless the settings name others."""
+def demo_settings(settings: Settings, models: dict[str, Path]) -> Settings:
+    """The demo's models, watchlist, short-window rules and a Slack receiver, unless the settings name
+    others."""
     receivers = settings.home / "demo" / "receivers.yaml"
     receivers.parent.mkdir(parents=True, exist_ok=True)
     receivers.write_text("receivers:\n  slack: {type: slack, url: '${FINSENTRY_DEMO_SLACK_URL}'}\n")
     return settings.model_copy(
         update={
-            "model_dir": model,
+            **model_settings(models),
             "watchlist": settings.watchlist or sample_file("watchlist.yaml"),
             "rules": settings.rules or sample_file("demo_rules.yaml"),
             "receivers": receivers,
@@ -158,13 +178,20 @@ def demo_settings(settings: Settings, model: Path) -> Settings:
     )
 
 
-def inject_burst(settings: Settings, run_id: str) -> None:
+def model_settings(models: dict[str, Path]) -> dict[str, Any]:
+    """One model for everything (`model_dir`), or one per language (`models`)."""
+    if list(models) == [""]:
+        return {"model_dir": models[""]}
+    return {"models": ",".join(f"{lang}={path}" for lang, path in models.items()), "model_dir": None}
+
+
+def inject_burst(settings: Settings, run_id: str, name: str) -> None:
     """Negative news about one company, a few a second, with the current time."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    lines = sample_file("burst.txt").read_text(encoding="utf-8").splitlines()
+    lines = sample_file(name).read_text(encoding="utf-8").splitlines()
     for i, text in enumerate(line for line in lines if line.strip()):
         event = {
-            "id": f"{run_id}-burst-{i}",
+            "id": f"{run_id}-{Path(name).stem}-{i}",
             "source": "wire",
             "text": text,
             "published_at": datetime.now(UTC).isoformat(),
@@ -206,7 +233,7 @@ def demo_login(settings: Settings) -> str:
 
 
 def run_demo(settings: Settings, console: Console, timeout: float = 180.0) -> int:
-    settings = demo_settings(settings, ensure_model(settings, console))
+    settings = demo_settings(settings, ensure_models(settings, console))
     with SlackStandIn() as slack:
         os.environ["FINSENTRY_DEMO_SLACK_URL"] = slack.url
         stack = LocalStack(settings, worker_log=settings.home / "demo" / "worker.log")
@@ -234,17 +261,21 @@ def run_demo(settings: Settings, console: Console, timeout: float = 180.0) -> in
                     f" see {stack.worker_log}[/]"
                 )
                 return 1
-            console.print("[bold]injecting a burst of negative news about Northwind Bank[/]")
+            console.print(f"[bold]injecting bursts of negative news about {' and '.join(BURSTS.values())}[/]")
             burst_at = time.perf_counter()
-            inject_burst(settings, run_id)
+            for name in BURSTS:
+                inject_burst(settings, run_id, name)
             if not wait_for(slack, 1, 60):
-                console.print("[yellow]no alert fired: the model did not find the burst negative enough[/]")
+                console.print("[yellow]no alert fired: the model did not find the bursts negative enough[/]")
                 return 0
-            console.print(f"alert delivered {time.perf_counter() - burst_at:.1f}s after the burst began")
-            show_slack(console, slack.accepted[0])
-            console.print("waiting for the window to clear (about a minute) ...")
-            if wait_for(slack, 2, 120):
-                show_slack(console, slack.accepted[1])
+            console.print(f"alert delivered {time.perf_counter() - burst_at:.1f}s after the bursts began")
+            wait_for(slack, len(BURSTS), 30)
+            for message in slack.accepted[: len(BURSTS)]:
+                show_slack(console, message)
+            console.print("waiting for the windows to clear (about a minute) ...")
+            if wait_for(slack, 2 * len(BURSTS), 120):
+                for message in slack.accepted[len(BURSTS) : 2 * len(BURSTS)]:
+                    show_slack(console, message)
             return 0
         finally:
             stack.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from dataclasses import asdict, dataclass
 from inference.backends import cuda_available
 from inference.bundle import Bundle
 from inference.engine import InferenceEngine
+from inference.languages import LanguageModels
 
 
 @dataclass
@@ -21,6 +23,7 @@ class BenchResult:
     p50_ms: float
     p99_ms: float
     mean_tokens: float
+    language: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -67,6 +70,7 @@ def run_bench(
     threads: int = 0,
     min_seconds: float = 3.0,
     on_result: object = None,
+    language: str = "",
 ) -> list[BenchResult]:
     bundle = Bundle.open(bundle_dir)
     results = []
@@ -85,9 +89,50 @@ def run_bench(
                 p50_ms=round(percentile(latencies, 0.5), 2),
                 p99_ms=round(percentile(latencies, 0.99), 2),
                 mean_tokens=round(mean_tokens, 1),
+                language=language or bundle.language or "",
             )
             results.append(result)
             if callable(on_result):
                 on_result(result)
         engine.close()
+    return results
+
+
+def run_mixed_bench(
+    models: LanguageModels,
+    texts: Sequence[str],
+    langs: Sequence[str | None],
+    batch_sizes: Sequence[int],
+    min_seconds: float = 3.0,
+) -> list[BenchResult]:
+    """A mixed stream through the language router, as the worker scores it: calls of batch_size mixed
+    texts, each split into one call per language's served backend."""
+    results = []
+    for batch_size in batch_sizes:
+        for engine in models.engines.values():
+            engine.batch_size = batch_size
+        asyncio.run(models.apredict(texts[: batch_size * 2], langs[: batch_size * 2]))  # warm-up
+        latencies: list[float] = []
+        done = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < min_seconds or not latencies:
+            for start in range(0, len(texts) - batch_size + 1, batch_size):
+                t0 = time.perf_counter()
+                asyncio.run(
+                    models.apredict(texts[start : start + batch_size], langs[start : start + batch_size])
+                )
+                latencies.append((time.perf_counter() - t0) * 1000)
+                done += batch_size
+        results.append(
+            BenchResult(
+                backend="+".join(e.backend.name for e in models.engines.values()),
+                device="cpu",
+                batch_size=batch_size,
+                texts_per_s=round(done / (time.perf_counter() - started), 1),
+                p50_ms=round(percentile(latencies, 0.5), 2),
+                p99_ms=round(percentile(latencies, 0.99), 2),
+                mean_tokens=0.0,
+                language="mixed",
+            )
+        )
     return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from inference.engine import InferenceEngine, Prediction
 
@@ -44,6 +45,10 @@ class LanguageModels:
             raise LanguageError("no model: at least one language needs a bundle")
         self.engines = dict(engines)
         self.default = next(iter(self.engines))
+
+    @classmethod
+    def load(cls, folders: Mapping[str, Path], **engine_options: Any) -> LanguageModels:
+        return cls({lang: InferenceEngine(folder, **engine_options) for lang, folder in folders.items()})
 
     @classmethod
     def single(cls, engine: InferenceEngine) -> LanguageModels:

@@ -346,9 +346,7 @@ def load_models(settings: Settings) -> tuple[LanguageModels, dict[str, Path]]:
     }
     folders = settings.language_models
     if folders:
-        return LanguageModels(
-            {lang: InferenceEngine(path, **options) for lang, path in folders.items()}
-        ), folders
+        return LanguageModels.load(folders, **options), folders
     if settings.model_dir is None:
         raise SystemExit("no model: set FINSENTRY_MODEL_DIR (or --model), or FINSENTRY_MODELS per language")
     models = LanguageModels.single(InferenceEngine(settings.model_dir, **options))

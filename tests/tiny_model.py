@@ -9,7 +9,7 @@ from transformers import AutoTokenizer, BertConfig
 
 from inference.bundle import SENTIMENTS
 from inference.model import MultiTaskClassifier
-from training.base import packaged_base_model
+from training.bases import packaged_base_model
 from training.export import write_bundle
 
 TOPICS = ("earnings", "macro", "m&a", "legal")

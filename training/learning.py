@@ -43,7 +43,7 @@ def learning(settings: Settings, announce: bool = True) -> Learning:
 
 
 def nightly_config(settings: Settings, **overrides: object) -> NightlyConfig:
-    from training.base import resolve_base_model
+    from training.bases import resolve_base_model
     from training.nightly import NightlyConfig
 
     values = {

@@ -20,7 +20,7 @@ app = typer.Typer(help="Benchmarks that compare side by side in one run.", no_ar
 def _bench_texts(count: int, min_tokens: int) -> tuple[list[str], str]:
     """Real finance texts of about 40 tokens: the longer tweets of the shared data, else the sample."""
     from finsentry.demo import sample_rows
-    from training.base import packaged_base_model
+    from training.bases import packaged_base_model
 
     settings = get_settings()
     files = [
@@ -40,8 +40,35 @@ def _bench_texts(count: int, min_tokens: int) -> tuple[list[str], str]:
         lengths = tokenizer(texts)["input_ids"]
         long_enough = [t for t, ids in zip(texts, lengths, strict=True) if len(ids) >= min_tokens]
         return long_enough[:count], f"{settings.shared_data} (Twitter valid texts of ≥{min_tokens} tokens)"
-    texts = [row["text"] for row in sample_rows()]
+    texts = [row["text"] for row in sample_rows(("headlines.jsonl",))]
     return (texts * (count // len(texts) + 1))[:count], "the shipped sample headlines (shared data absent)"
+
+
+def _chinese_texts(count: int) -> tuple[list[str], str]:
+    """Chinese forum posts and news from the shared FinFE and FinNL sets, alternately; else the sample."""
+    settings = get_settings()
+    files = [settings.shared_data / "zh_fincuge" / name for name in ("finfe_train.json", "finnl_train.json")]
+    if all(f.is_file() for f in files):
+        posts, news = ([str(row[0]) for row in json.loads(f.read_text(encoding="utf-8"))] for f in files)
+        mixed = [text for pair in zip(posts, news, strict=False) for text in pair]
+        return mixed[:count], f"{settings.shared_data}/zh_fincuge (FinFE posts and FinNL news)"
+    from finsentry.demo import chinese_sample
+
+    texts = chinese_sample()
+    return (texts * (count // len(texts) + 1))[:count], "the shipped Chinese sample (shared data absent)"
+
+
+def _interleave(english: list[str], chinese: list[str], zh_share: float) -> list[str]:
+    """One stream with zh_share of its texts Chinese, spread evenly, until either side runs out."""
+    texts = []
+    en, zh = iter(english), iter(chinese)
+    for i in range(len(english) + len(chinese)):
+        chinese_turn = int((i + 1) * zh_share) > int(i * zh_share)
+        text = next(zh if chinese_turn else en, None)
+        if text is None:
+            break
+        texts.append(text)
+    return texts
 
 
 @app.command("inference")
@@ -57,42 +84,78 @@ def bench_inference(
     min_tokens: Annotated[int, typer.Option(help="Use texts of at least this many tokens")] = 36,
     seconds: Annotated[float, typer.Option(help="Minimum seconds per measurement")] = 3.0,
     threads: Annotated[int, typer.Option(help="Model threads (0: runtime default)")] = 0,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="One bundle per language (en=DIR,zh=DIR): each on its own language's texts,"
+            " then a mixed stream through the language router"
+        ),
+    ] = None,
+    zh_share: Annotated[float, typer.Option(help="Share of Chinese texts in the mixed stream")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """texts/s and p50/p99 latency per backend and batch size on real texts, as one table."""
     from finsentry.demo import ensure_model
-    from inference.bench import run_bench
+    from inference.bench import run_bench, run_mixed_bench
+    from inference.languages import LanguageModels
 
     settings = get_settings()
-    bundle = model or ensure_model(settings, console)
-    corpus, source = _bench_texts(texts, min_tokens)
+    folders = settings.model_copy(update={"models": models}).language_models if models else {}
+    if not folders:
+        folders = {"": model or ensure_model(settings, console)}
     sizes = [int(b) for b in batch_sizes.split(",")]
     chosen = backends.split(",") if backends else None
-    if not as_json:
-        console.print(f"texts: {len(corpus)} from {source}; bundle {bundle}")
-    results = run_bench(
-        str(bundle),
-        corpus,
-        sizes,
-        chosen,
-        threads,
-        seconds,
-        on_result=None
-        if as_json
-        else lambda r: console.print(f"  {r.backend} b={r.batch_size}: {r.texts_per_s}/s"),
-    )
+    corpora = {"zh": _chinese_texts(texts)}
+    results, sources = [], []
+    for language, bundle in folders.items():
+        corpus, source = corpora.get(language) or _bench_texts(texts, min_tokens)
+        sources.append(f"{language or 'texts'}: {len(corpus)} from {source}")
+        if not as_json:
+            console.print(f"{sources[-1]}; bundle {bundle}")
+        results += run_bench(
+            str(bundle),
+            corpus,
+            sizes,
+            chosen,
+            threads,
+            seconds,
+            on_result=None
+            if as_json
+            else lambda r: console.print(f"  {r.language} {r.backend} b={r.batch_size}: {r.texts_per_s}/s"),
+        )
+    if {"en", "zh"} <= set(folders):
+        stream = _interleave(_bench_texts(texts, min_tokens)[0], corpora["zh"][0], zh_share)
+        router = LanguageModels.load(folders, threads=threads)
+        results += run_mixed_bench(router, stream, [None] * len(stream), sizes, seconds)
+        router.close()
+        sources.append(f"mixed: {len(stream)} texts, {zh_share:.0%} Chinese, routed by script")
     if as_json:
-        print(json.dumps({"texts": source, "results": [r.as_dict() for r in results]}, indent=2))
+        print(json.dumps({"texts": sources, "results": [r.as_dict() for r in results]}, indent=2))
         return
     baseline = {
-        r.batch_size: r.texts_per_s for r in results if r.backend == "torch-fp32" and r.device == "cpu"
+        (r.language, r.batch_size): r.texts_per_s
+        for r in results
+        if r.backend == "torch-fp32" and r.device == "cpu"
     }
     table = Table(title="inference: texts/s (higher is better), latency per call")
-    for column in ("backend", "device", "batch", "tokens", "texts/s", "p50 ms", "p99 ms", "× torch fp32"):
-        table.add_column(column, justify="left" if column in ("backend", "device") else "right")
+    columns = (
+        "language",
+        "backend",
+        "device",
+        "batch",
+        "tokens",
+        "texts/s",
+        "p50 ms",
+        "p99 ms",
+        "× torch fp32",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("language", "backend", "device") else "right")
     for r in results:
-        ratio = r.texts_per_s / baseline[r.batch_size] if baseline.get(r.batch_size) else None
+        base = baseline.get((r.language, r.batch_size))
+        ratio = r.texts_per_s / base if base else None
         table.add_row(
+            r.language or "-",
             r.backend,
             r.device,
             str(r.batch_size),

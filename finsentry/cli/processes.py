@@ -18,11 +18,16 @@ def worker(
     model: Annotated[Path | None, typer.Option(help="Model bundle folder (FINSENTRY_MODEL_DIR)")] = None,
     backend: Annotated[str | None, typer.Option(help="auto, onnx-int8, onnx-fp32 or torch")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="One bundle per language: en=/models/en,zh=/models/zh (FINSENTRY_MODELS)"),
+    ] = None,
 ) -> None:
     """Run the stream worker: news.raw + comments.raw -> events.scored / events.dlq."""
     from streams.app import run_worker
 
-    overrides = {k: v for k, v in {"model_dir": model, "backend": backend, "device": device}.items() if v}
+    given = {"model_dir": model, "backend": backend, "device": device, "models": models}
+    overrides = {k: v for k, v in given.items() if v}
     run_worker(get_settings().model_copy(update=overrides))
 
 

@@ -259,3 +259,47 @@ def test_worker_swaps_to_a_new_bundle_under_load(stream_env: StreamEnv, tmp_path
 
     assert_switched_once(scored.records, sent, "tiny-1", "tiny-2")
     assert any(e.get("event") == "model swapped" for e in worker.log_events())
+
+
+def mixed_event(i: int) -> dict:
+    """Even ids are Chinese forum posts (every fourth one says so in `lang`), odd ids English news."""
+    if i % 2:
+        return valid_event(i)
+    event = {**valid_event(i), "text": f"平安银行第{i}号公告：净利润同比下降，股价跌停"}
+    if i % 4 == 0:
+        event["lang"] = "zh-CN"
+    return event
+
+
+def test_each_language_has_its_bundle_and_the_chinese_one_swaps_under_load(
+    stream_env: StreamEnv, tmp_path: Path
+) -> None:
+    english = build_tiny_bundle(tmp_path / "en", seed=1, version="en-1", language="en")
+    chinese = build_tiny_bundle(tmp_path / "zh", seed=2, version="zh-1", language="zh")
+    scored = TopicReader(stream_env.bootstrap, stream_env.topic("events.scored"))
+    worker = WorkerProcess(stream_env, "worker", model_watch_s="0.5", models=f"en={english},zh={chinese}")
+    events = [mixed_event(i) for i in range(4_000)]
+    sender = steady_sender(stream_env.bootstrap, stream_env.topic("news.raw"), events)
+    try:
+        wait_until(lambda: bool(assigned_partitions(worker)), 120, "the worker to join")
+        sender.start()
+        wait_until(lambda: len(scored.records) >= 1_000, 120, "1,000 events on the first models", scored.poll)
+        build_tiny_bundle(chinese, seed=3, version="zh-2", language="zh")
+        wait_until(lambda: len(scored.records) >= len(events), 180, "every event scored", scored.poll)
+        time.sleep(2)
+        scored.poll()
+    finally:
+        sender.join()
+        worker.stop()
+        scored.close()
+
+    by_id = {json.loads(r.value)["id"]: json.loads(r.value) for r in scored.records}
+    english_ids = {e["id"] for e in events if "平安" not in e["text"]}
+    assert {by_id[i]["model_language"] for i in english_ids} == {"en"}
+    assert {by_id[i]["model_version"] for i in english_ids} == {"en-1"}, "the English model is not touched"
+    chinese_records = [r for r in scored.records if json.loads(r.value)["id"] not in english_ids]
+    assert {json.loads(r.value)["model_language"] for r in chinese_records} == {"zh"}
+    assert_switched_once(
+        chinese_records, [e["id"] for e in events if e["id"] not in english_ids], "zh-1", "zh-2"
+    )
+    assert len(scored.records) == len(events), "none lost, none repeated, in either language"
