@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from inference.backends import cuda_available
@@ -45,18 +45,17 @@ def backends_to_run(bundle: Bundle, requested: Sequence[str] | None) -> list[tup
 
 
 def measure(
-    engine: InferenceEngine, texts: Sequence[str], batch_size: int, min_seconds: float = 3.0
+    score: Callable[[Sequence[str]], object], texts: Sequence[str], batch_size: int, min_seconds: float = 3.0
 ) -> tuple[float, list[float]]:
     """Runs whole passes over `texts` in calls of batch_size until min_seconds have passed."""
-    engine.batch_size = batch_size
-    engine.predict(texts[: batch_size * 2])  # warm-up: first calls allocate and pick kernels
+    score(texts[: batch_size * 2])  # warm-up: first calls allocate and pick kernels
     latencies: list[float] = []
     done = 0
     started = time.perf_counter()
     while time.perf_counter() - started < min_seconds or not latencies:
         for start in range(0, len(texts) - batch_size + 1, batch_size):
             t0 = time.perf_counter()
-            engine.predict(texts[start : start + batch_size])
+            score(texts[start : start + batch_size])
             latencies.append((time.perf_counter() - t0) * 1000)
             done += batch_size
     return done / (time.perf_counter() - started), latencies
@@ -80,7 +79,8 @@ def run_bench(
         tokens = engine.tokenizer(list(texts), truncation=True, max_length=bundle.max_length)["input_ids"]
         mean_tokens = statistics.mean(len(t) for t in tokens)
         for batch_size in batch_sizes:
-            rate, latencies = measure(engine, texts, batch_size, min_seconds)
+            engine.batch_size = batch_size
+            rate, latencies = measure(engine.predict, texts, batch_size, min_seconds)
             result = BenchResult(
                 backend=engine.backend.name,
                 device=engine.backend.device,
@@ -99,11 +99,7 @@ def run_bench(
 
 
 def run_mixed_bench(
-    models: LanguageModels,
-    texts: Sequence[str],
-    langs: Sequence[str | None],
-    batch_sizes: Sequence[int],
-    min_seconds: float = 3.0,
+    models: LanguageModels, texts: Sequence[str], batch_sizes: Sequence[int], min_seconds: float = 3.0
 ) -> list[BenchResult]:
     """A mixed stream through the language router, as the worker scores it: calls of batch_size mixed
     texts, each split into one call per language's served backend."""
@@ -111,24 +107,15 @@ def run_mixed_bench(
     for batch_size in batch_sizes:
         for engine in models.engines.values():
             engine.batch_size = batch_size
-        asyncio.run(models.apredict(texts[: batch_size * 2], langs[: batch_size * 2]))  # warm-up
-        latencies: list[float] = []
-        done = 0
-        started = time.perf_counter()
-        while time.perf_counter() - started < min_seconds or not latencies:
-            for start in range(0, len(texts) - batch_size + 1, batch_size):
-                t0 = time.perf_counter()
-                asyncio.run(
-                    models.apredict(texts[start : start + batch_size], langs[start : start + batch_size])
-                )
-                latencies.append((time.perf_counter() - t0) * 1000)
-                done += batch_size
+        rate, latencies = measure(
+            lambda chunk: asyncio.run(models.apredict(chunk)), texts, batch_size, min_seconds
+        )
         results.append(
             BenchResult(
                 backend="+".join(e.backend.name for e in models.engines.values()),
                 device="cpu",
                 batch_size=batch_size,
-                texts_per_s=round(done / (time.perf_counter() - started), 1),
+                texts_per_s=round(rate, 1),
                 p50_ms=round(percentile(latencies, 0.5), 2),
                 p99_ms=round(percentile(latencies, 0.99), 2),
                 mean_tokens=0.0,

@@ -126,7 +126,7 @@ def bench_inference(
     if {"en", "zh"} <= set(folders):
         stream = _interleave(_bench_texts(texts, min_tokens)[0], corpora["zh"][0], zh_share)
         router = LanguageModels.load(folders, threads=threads)
-        results += run_mixed_bench(router, stream, [None] * len(stream), sizes, seconds)
+        results += run_mixed_bench(router, stream, sizes, seconds)
         router.close()
         sources.append(f"mixed: {len(stream)} texts, {zh_share:.0%} Chinese, routed by script")
     if as_json:
