@@ -140,8 +140,14 @@ class NewSilence(BaseModel):
     comment: Text = Field("", max_length=2000)
 
 
+LanguageParam = Annotated[
+    str | None, Query(pattern="^[a-z]{2,3}$", description="A served language (en, zh); default: the first")
+]
+
+
 class Model(BaseModel):
     version: str
+    language: str
     parent: str | None
     status: str
     decision: str
@@ -543,8 +549,10 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         return {"id": silence_id, "status": "expired"}
 
     @app.get("/models", tags=["models"], dependencies=reads)
-    def models() -> list[Model]:
-        return [_model(m) for m in parts.registry.models()]
+    def models(language: LanguageParam = None) -> list[Model]:
+        """The models of one language, or of every served language (default first)."""
+        registries = [parts.registry_for(language)] if language else parts.registries.values()
+        return [_model(m) for registry in registries for m in registry.models()]
 
     @app.get("/models/runs", tags=["models"], dependencies=reads)
     def training_runs(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[TrainingRun]:
@@ -557,17 +565,22 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         responses={404: {"model": Problem}, 409: {"model": Problem}},
     )
     def promote(
-        request: Request, version: Id, account: Annotated[Account, Depends(require("admin", "promote"))]
+        request: Request,
+        version: Id,
+        account: Annotated[Account, Depends(require("admin", "promote"))],
+        language: LanguageParam = None,
     ) -> Model:
-        model = _model(parts.registry.promote(version))
+        model = _model(parts.registry_for(language).promote(version))
         accounts.audit(account.name, "promote", target=f"model/{version}", address=address_of(request))
         return model
 
     @app.post("/models/rollback", tags=["models"], responses={409: {"model": Problem}})
     def rollback(
-        request: Request, account: Annotated[Account, Depends(require("admin", "rollback"))]
+        request: Request,
+        account: Annotated[Account, Depends(require("admin", "rollback"))],
+        language: LanguageParam = None,
     ) -> Model:
-        model = _model(parts.registry.rollback())
+        model = _model(parts.registry_for(language).rollback())
         accounts.audit(account.name, "rollback", target=f"model/{model.version}", address=address_of(request))
         return model
 

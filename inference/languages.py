@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from foundation.language import base_language, script_language
 from inference.engine import InferenceEngine, Prediction
-
-# CJK Unified Ideographs (and extension A), the CJK punctuation block and full-width forms.
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
-_LETTER = re.compile(r"\w", re.UNICODE)
-# Chinese financial text mixes in tickers, numbers and English names; a fifth of CJK letters is Chinese.
-CJK_SHARE = 0.2
 
 
 class LanguageError(ValueError):
     """A language spec that cannot be used (bad `FINSENTRY_MODELS`, a language no bundle serves)."""
-
-
-def script_language(text: str) -> str:
-    """ "zh" when a large enough share of the letters are CJK, else "en"."""
-    letters = len(_LETTER.findall(text))
-    if not letters:
-        return "en"
-    return "zh" if len(_CJK.findall(text)) / letters >= CJK_SHARE else "en"
-
-
-def base_language(lang: str | None) -> str | None:
-    """`zh-CN`, `zh-Hant` and `ZH` are all `zh`."""
-    return lang.split("-", 1)[0].lower() if lang else None
 
 
 class LanguageModels:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
+from foundation.language import text_language
 from foundation.masking import mask
 from labels.examples import Example, split_bucket
 from labels.tables import SampleRow
@@ -189,32 +190,49 @@ class LabelStore:
         with Session(self.engine) as session:
             return session.scalar(select(func.max(SampleRow.received_at)).where(SampleRow.frozen.is_(False)))
 
-    def new_examples(self, since: datetime | None, until: datetime | None = None) -> list[Example]:
-        """Trainable labels that arrived after `since` (all of them when None), up to `until`."""
+    def new_examples(
+        self, since: datetime | None, until: datetime | None = None, language: str | None = None
+    ) -> list[Example]:
+        """Trainable labels that arrived after `since` (all of them when None), up to `until`.
+
+        With `language`, only the labels in that language: the declared one, else the text's script.
+        """
         query = self._trainable(since)
         if until is not None:
             query = query.where(SampleRow.received_at <= until)
-        return self._examples(query.order_by(SampleRow.id))
+        return self._examples(query.order_by(SampleRow.id), language)
 
-    def replay_examples(self, before: datetime, k: int, seed: int) -> list[Example]:
+    def replay_examples(
+        self, before: datetime, k: int, seed: int, language: str | None = None
+    ) -> list[Example]:
         """A uniform sample of k trainable labels from before `before`, so training does not forget."""
-        query = select(SampleRow.id).where(SampleRow.frozen.is_(False), SampleRow.received_at <= before)
+        query = select(SampleRow.id, SampleRow.text, SampleRow.language).where(
+            SampleRow.frozen.is_(False), SampleRow.received_at <= before
+        )
         with Session(self.engine) as session:
-            ids = list(session.scalars(query.order_by(SampleRow.id)))
+            rows = session.execute(query.order_by(SampleRow.id)).all()
+        ids = [
+            row.id for row in rows if language is None or text_language(row.text, row.language) == language
+        ]
         chosen = random.Random(seed).sample(ids, min(k, len(ids)))
         return self._examples(select(SampleRow).where(SampleRow.id.in_(chosen)).order_by(SampleRow.id))
 
-    def frozen_examples(self) -> list[Example]:
-        return self._examples(select(SampleRow).where(SampleRow.frozen.is_(True)).order_by(SampleRow.id))
+    def frozen_examples(self, language: str | None = None) -> list[Example]:
+        query = select(SampleRow).where(SampleRow.frozen.is_(True)).order_by(SampleRow.id)
+        return self._examples(query, language)
 
     @staticmethod
     def _trainable(since: datetime | None) -> Any:
         query = select(SampleRow).where(SampleRow.frozen.is_(False))
         return query.where(SampleRow.received_at > since) if since is not None else query
 
-    def _examples(self, query: Any) -> list[Example]:
+    def _examples(self, query: Any, language: str | None = None) -> list[Example]:
         with Session(self.engine) as session:
-            return [Example(row.text, row.topic, row.sentiment) for row in session.scalars(query)]
+            return [
+                Example(row.text, row.topic, row.sentiment)
+                for row in session.scalars(query)
+                if language is None or text_language(row.text, row.language) == language
+            ]
 
 
 def examples_to_labels(

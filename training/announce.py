@@ -19,6 +19,7 @@ def announcement(model: ModelInfo, previous: str | None) -> dict[str, object]:
         "schema_version": SCHEMA_VERSION,
         "version": model.version,
         "bundle_path": str(model.bundle_path.resolve()),
+        "language": model.language,
         "previous": previous,
         "promoted_at": promoted.isoformat().replace("+00:00", "Z"),
         "reason": model.decision,
@@ -43,4 +44,7 @@ class KafkaAnnouncer:
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
         self._producer.send(self.topic, key=model.version.encode(), value=json.dumps(message).encode())
         self._producer.flush(timeout=30)
-        log.info("model announced", extra={"version": model.version, "topic": self.topic})
+        log.info(
+            "model announced",
+            extra={"version": model.version, "language": model.language, "topic": self.topic},
+        )

@@ -148,6 +148,7 @@ BGE_SMALL_ZH = BaseEncoder(
 CATALOGUE = {base.name: base for base in (MINILM, BGE_SMALL_ZH)}
 ALIASES = {"minilm": MINILM.name}  # the name before there was a catalogue
 DEFAULT_BASE = MINILM.name  # for English
+BASE_FOR_LANGUAGE = {"en": MINILM.name, "zh": BGE_SMALL_ZH.name}
 
 
 def find_base(name: str) -> BaseEncoder | None:

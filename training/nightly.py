@@ -43,6 +43,7 @@ class NightlyConfig:
     lock_ttl: timedelta = timedelta(minutes=2)  # renewed by a heartbeat while the night runs
     seed: int = 13
     progress: bool = False
+    language: str | None = None  # only labels in this language (declared, else by script); None: all
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ class NightlyTrainer:
         champion = self.registry.champion()
         since = champion.trained_through if champion else None
         until = self.labels.newest_label_time()
-        new = self.labels.new_examples(since, until)
+        language = self.config.language
+        new = self.labels.new_examples(since, until, language)
         if len(new) < self.config.min_new_labels and not force:
             detail = f"{len(new)} new labels (< {self.config.min_new_labels}); nothing to do"
             log.info("trainer skipped", extra={"reason": detail})
@@ -106,12 +108,17 @@ class NightlyTrainer:
         if not new:
             return NightResult("skipped", "no new labels")
         replay = (
-            self.labels.replay_examples(since, int(len(new) * self.config.replay_ratio), self.config.seed)
+            self.labels.replay_examples(
+                since, int(len(new) * self.config.replay_ratio), self.config.seed, language
+            )
             if since
             else []
         )
         run_id = self.registry.start_run()
-        log.info("trainer started", extra={"new": len(new), "replay": len(replay), "champion": _v(champion)})
+        log.info(
+            "trainer started",
+            extra={"language": language, "new": len(new), "replay": len(replay), "champion": _v(champion)},
+        )
         try:
             result = self._train_and_judge(champion, new, replay, until, held)
         except Exception as exc:  # any failure: the champion serves on; the run says why
@@ -129,6 +136,7 @@ class NightlyTrainer:
         until: datetime | None,
         held: Lease,
     ) -> NightResult:
+        from training.bases import describe_base
         from training.train import TrainConfig, train
 
         version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -147,6 +155,8 @@ class NightlyTrainer:
             max_steps=self.config.max_steps,
             seed=self.config.seed,
             progress=self.config.progress,
+            language=self.config.language,
+            base=None if champion else describe_base(self.config.base_model),
         )
         trained = train(train_set, valid_set, [], config)
         data = {
@@ -156,7 +166,7 @@ class NightlyTrainer:
             "train_rows": len(train_set),
             "valid_rows": len(valid_set),
         }
-        frozen = self.labels.frozen_examples()
+        frozen = self.labels.frozen_examples(self.config.language)
         challenger_scores = frozen_scores(out, frozen, self.config.min_frozen_per_head)
         metrics: dict[str, Any] = {
             "frozen": challenger_scores,

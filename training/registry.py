@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, Text, select
+from sqlalchemy import Engine, Index, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from foundation.clock import utcnow
@@ -36,9 +36,11 @@ class UnknownModel(RegistryError):
 
 class ModelRow(Base):
     __tablename__ = "models"
+    __table_args__ = (Index("ix_models_language_status", "language", "status"),)
 
     version: Mapped[str] = mapped_column(String(100), primary_key=True)
     parent: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     status: Mapped[str] = mapped_column(String(12))
     bundle_path: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]]  # labels seen: counts, the arrival cut-off, the replay sample size
@@ -71,6 +73,7 @@ class ModelInfo:
     decision: str
     created_at: datetime
     promoted_at: datetime | None
+    language: str = "en"
 
     @classmethod
     def of(cls, row: ModelRow) -> ModelInfo:
@@ -84,6 +87,7 @@ class ModelInfo:
             row.decision,
             row.created_at,
             row.promoted_at,
+            row.language,
         )
 
     @property
@@ -97,14 +101,22 @@ Announce = Callable[["ModelInfo", str | None], None]  # (new champion, previous 
 
 
 class Registry:
+    """The models of one language: its champion, challengers and history, and its serving pointer."""
+
     def __init__(
-        self, engine: Engine, registry_dir: Path, model_dir: Path, announce: Announce | None = None
+        self,
+        engine: Engine,
+        registry_dir: Path,
+        model_dir: Path,
+        announce: Announce | None = None,
+        language: str = "en",
     ) -> None:
         """`announce` is told of each new champion once the serving pointer has moved."""
         self.engine = engine
         self.registry_dir = Path(registry_dir)
         self.model_dir = Path(model_dir)
         self.announce = announce
+        self.language = language
 
     def bundle_dir(self, version: str) -> Path:
         return self.registry_dir / version
@@ -113,19 +125,19 @@ class Registry:
 
     def models(self) -> list[ModelInfo]:
         with Session(self.engine) as session:
-            rows = session.scalars(select(ModelRow).order_by(ModelRow.created_at.desc()))
+            rows = session.scalars(self._mine().order_by(ModelRow.created_at.desc()))
             return [ModelInfo.of(row) for row in rows]
 
     def get(self, version: str) -> ModelInfo:
         with Session(self.engine) as session:
             row = session.get(ModelRow, version)
-            if row is None:
-                raise UnknownModel(f"no model {version!r} in the registry")
+            if row is None or row.language != self.language:
+                raise UnknownModel(f"no {self.language} model {version!r} in the registry")
             return ModelInfo.of(row)
 
     def champion(self) -> ModelInfo | None:
         with Session(self.engine) as session:
-            row = session.scalar(select(ModelRow).where(ModelRow.status == "champion"))
+            row = session.scalar(self._mine().where(ModelRow.status == "champion"))
             return ModelInfo.of(row) if row else None
 
     def runs(self, limit: int = 50) -> list[TrainingRunRow]:
@@ -149,6 +161,11 @@ class Registry:
         if status not in STATUSES:
             raise RegistryError(f"status {status!r} is not one of {', '.join(STATUSES)}")
         bundle = Bundle.open(bundle_dir)  # refuses a broken bundle before it is recorded
+        if (bundle.language or self.language) != self.language:
+            raise RegistryError(
+                f"{bundle_dir} serves {bundle.language}; this is the {self.language} registry"
+                f" (--language {bundle.language})"
+            )
         target = self.bundle_dir(bundle.version)
         if Path(bundle_dir).resolve() != target.resolve():
             if target.exists():
@@ -161,6 +178,7 @@ class Registry:
                 ModelRow(
                     version=bundle.version,
                     parent=parent,
+                    language=self.language,
                     status="challenger",
                     bundle_path=str(target),
                     data=data or {},
@@ -179,10 +197,10 @@ class Registry:
         previous = None
         with Session(self.engine) as session, session.begin():
             row = session.get(ModelRow, version, with_for_update=True)
-            if row is None:
-                raise UnknownModel(f"no model {version!r} in the registry")
+            if row is None or row.language != self.language:
+                raise UnknownModel(f"no {self.language} model {version!r} in the registry")
             Bundle.open(Path(row.bundle_path))  # a damaged bundle is refused before anything moves
-            for old in session.scalars(select(ModelRow).where(ModelRow.status == "champion")):
+            for old in session.scalars(self._mine().where(ModelRow.status == "champion")):
                 if old.version != version:
                     old.status, previous = "retired", old.version
             row.status, row.promoted_at = "champion", utcnow()
@@ -204,6 +222,7 @@ class Registry:
             previous = session.scalar(
                 select(ModelRow.version)
                 .where(
+                    ModelRow.language == self.language,
                     ModelRow.status == "retired",
                     ModelRow.promoted_at.is_not(None),
                     ModelRow.rolled_back_at.is_(None),
@@ -218,6 +237,9 @@ class Registry:
             assert row is not None
             row.rolled_back_at = utcnow()
         return self.promote(previous)
+
+    def _mine(self) -> Any:
+        return select(ModelRow).where(ModelRow.language == self.language)
 
     def _set_status(self, version: str, status: str) -> None:
         with Session(self.engine) as session, session.begin():

@@ -27,12 +27,18 @@ def open_learning(settings: Settings, announce: bool = True) -> Learning:
     return guard.call(learning, settings, announce)
 
 
-def run_night(settings: Settings, force: bool = False, **overrides: object) -> NightResult:
+def run_night(settings: Settings, force: bool = False, **overrides: object) -> dict[str, NightResult]:
+    """One night for every served language in turn: each trains, is judged and promoted on its own."""
     parts = open_learning(settings)
-    config = nightly_config(settings, **overrides)
-    result = NightlyTrainer(parts.engine, parts.registry, parts.labels, config).run(force=force)
-    log.info("night done", extra={"status": result.status, "version": result.version})
-    return result
+    results = {}
+    for language, registry in parts.registries.items():
+        config = nightly_config(settings, language, **overrides)
+        result = NightlyTrainer(parts.engine, registry, parts.labels, config).run(force=force)
+        log.info(
+            "night done", extra={"language": language, "status": result.status, "version": result.version}
+        )
+        results[language] = result
+    return results
 
 
 def nightly_job() -> None:

@@ -133,20 +133,22 @@ def trainer(
     if not now:
         run_scheduler(settings)
         return
-    result = run_night(settings, force=force, **({"max_steps": max_steps} if max_steps else {}))
+    results = run_night(settings, force=force, **({"max_steps": max_steps} if max_steps else {}))
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "status": result.status,
-                    "version": result.version,
-                    "detail": result.detail,
-                    "metrics": result.metrics,
-                },
-                indent=2,
-            )
+        report = {
+            language: {
+                "status": result.status,
+                "version": result.version,
+                "detail": result.detail,
+                "metrics": result.metrics,
+            }
+            for language, result in results.items()
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    for language, result in results.items():
+        console.print(
+            f"{language}: {result.status}: {result.detail}", f"({result.version})" if result.version else ""
         )
-    else:
-        console.print(f"{result.status}: {result.detail}", f"({result.version})" if result.version else "")
-    if result.status == "failed":
+    if any(result.status == "failed" for result in results.values()):
         raise typer.Exit(1)

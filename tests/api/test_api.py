@@ -32,7 +32,7 @@ def parts(sql_engine: Engine, tmp_path: Path) -> Learning:
     labels = LabelStore(sql_engine)
     review = ReviewQueue(sql_engine, labels, max_margin=0.5, rate=1.0)
     registry = Registry(sql_engine, tmp_path / "registry", tmp_path / "current")
-    return Learning(sql_engine, labels, review, registry)
+    return Learning(sql_engine, labels, review, {"en": registry})
 
 
 @pytest.fixture()

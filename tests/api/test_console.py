@@ -36,7 +36,7 @@ def app(sql_engine: Engine, tmp_path: Path) -> FastAPI:
         sql_engine,
         labels,
         ReviewQueue(sql_engine, labels, 0.5, 1.0),
-        Registry(sql_engine, tmp_path / "registry", tmp_path / "current"),
+        {"en": Registry(sql_engine, tmp_path / "registry", tmp_path / "current")},
     )
     accounts = Accounts(sql_engine)
     accounts.add("ana", "analyst", PASSWORD)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from foundation.language import script_language
 from inference import InferenceEngine
-from inference.languages import LanguageError, LanguageModels, script_language
+from inference.languages import LanguageError, LanguageModels
 from tests.tiny_model import build_tiny_bundle
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tests.tiny_model import build_tiny_base
 from training import nightly
 from training.lock import lease
 from training.nightly import NightlyConfig, NightlyTrainer, gate
-from training.registry import Registry
+from training.registry import Registry, RegistryError, UnknownModel
 from training.train import TrainingError
 
 WORDS = {
@@ -128,3 +129,60 @@ def test_a_trainer_that_finds_the_lock_taken_skips_and_says_who_holds_it(
         result = trainer.run()
     assert result.status == "skipped" and "other-host:4242" in result.detail
     assert trainer.run().status == "promoted", "the lock is free again once released"
+
+
+CHINESE = {
+    ("earnings", "positive"): "业绩 大涨 超预期 利润 创新高",
+    ("earnings", "negative"): "业绩 亏损 预警 下调 指引",
+    ("macro", "neutral"): "通胀 数据 就业 报告 利率 不变",
+    ("macro", "negative"): "衰退 担忧 收缩 下滑",
+}
+
+
+def chinese_labels(start: int, n: int, declared: bool) -> list[NewLabel]:
+    """Chinese labels, half of them with `language` set and half found by their script."""
+    rows = []
+    for i in range(start, start + n):
+        (topic, sentiment), words = list(CHINESE.items())[i % len(CHINESE)]
+        language = "zh-CN" if declared and i % 2 else None
+        rows.append(NewLabel(f"{words} 公司{i}", "analyst", "api", topic, sentiment, language=language))
+    return rows
+
+
+def test_each_language_trains_promotes_and_rolls_back_on_its_own(
+    sql_engine: Engine, tmp_path: Path, tiny_base: Path
+) -> None:
+    store = LabelStore(sql_engine, frozen_percent=20)
+    registries = {
+        lang: Registry(sql_engine, tmp_path / "registry", tmp_path / f"current-{lang}", language=lang)
+        for lang in ("en", "zh")
+    }
+    config = NightlyConfig(base_model=tiny_base, min_new_labels=50, epochs=2, lr=1e-3, min_frozen_per_head=10)
+    trainers = {
+        lang: NightlyTrainer(sql_engine, registries[lang], store, replace(config, language=lang))
+        for lang in registries
+    }
+    store.add(labels(0, 160) + chinese_labels(0, 40, declared=True))
+    english = trainers["en"].run()
+    chinese = trainers["zh"].run()
+    assert english.status == "promoted"
+    assert chinese.status == "skipped", "40 Chinese labels (minus the frozen ones) are under 50"
+    assert registries["en"].get(english.version).data["new_labels"] == sum(  # type: ignore[arg-type]
+        not store.is_frozen(label.text) for label in labels(0, 160)
+    ), "the English night saw no Chinese label"
+
+    store.add(chinese_labels(40, 120, declared=False))
+    chinese = trainers["zh"].run()
+    assert chinese.status == "promoted", chinese.detail
+    zh_champion = registries["zh"].champion()
+    assert zh_champion is not None and zh_champion.language == "zh"
+    assert Bundle.open(tmp_path / "current-zh").language == "zh"
+    assert registries["en"].champion().version == english.version, "the English champion serves on"  # type: ignore[union-attr]
+    assert [m.version for m in registries["zh"].models()] == [chinese.version]
+
+    with pytest.raises(RegistryError, match="serves zh; this is the en registry"):
+        registries["en"].register(zh_champion.bundle_path, "challenger")
+    with pytest.raises(UnknownModel):
+        registries["en"].promote(chinese.version)
+    with pytest.raises(RegistryError, match="no earlier champion"):
+        registries["zh"].rollback()

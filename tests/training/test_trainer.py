@@ -54,7 +54,7 @@ def test_two_trainers_started_together_one_trains_one_skips(
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     trainers = [subprocess.Popen(command, env=env, **pipes) for _ in "ab"]  # type: ignore[call-overload]
     outputs = [trainer.communicate(timeout=600) for trainer in trainers]
-    results = [json.loads(out) for out, _ in outputs]
+    results = [json.loads(out)["en"] for out, _ in outputs]
 
     statuses = sorted(result["status"] for result in results)
     assert statuses == ["promoted", "skipped"], [err.decode()[-2000:] for _, err in outputs]
@@ -131,7 +131,7 @@ def test_a_killed_trainers_lease_lapses_within_its_expiry(
     assert killed_at < held.expires_at <= killed_at + timedelta(seconds=lease_s)
     time.sleep(max(0.0, (held.expires_at - utcnow()).total_seconds()))
     second = subprocess.run(TRAINER, env=env, capture_output=True, timeout=600)
-    assert json.loads(second.stdout)["status"] == "promoted", second.stderr.decode()[-2000:]
+    assert json.loads(second.stdout)["en"]["status"] == "promoted", second.stderr.decode()[-2000:]
     started = next(json.loads(line) for line in second.stderr.splitlines() if b"trainer started" in line)
     took = datetime.fromisoformat(started["ts"]).replace(tzinfo=None) - killed_at
     lapsed = (held.expires_at - killed_at).total_seconds()
