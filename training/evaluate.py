@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.progress import Progress
 
+from foundation.language import text_language
 from inference import InferenceEngine, Prediction
 from labels.examples import Example
 from training.metrics import classification_report, multilabel_report
@@ -78,3 +79,29 @@ def _multilabel(
         truth_matrix[r, [index[t] for t in truth]] = True
         guess_matrix[r, [index[g] for g in guess]] = True
     return multilabel_report(truth_matrix, guess_matrix, labels)
+
+
+def evaluate_languages(
+    folders: Mapping[str, Path], examples: Sequence[Example], backend: str = "auto", progress: bool = True
+) -> dict[str, Any]:
+    """A mixed-language set scored as the worker would: each text by its language's bundle (chosen by
+    its script), a report per language, and the sentiment figures of the whole mix."""
+    served = tuple(folders)
+    routed: dict[str, list[Example]] = {language: [] for language in served}
+    for ex in examples:
+        language = text_language(ex.text, None, served)
+        routed[language if language in routed else served[0]].append(ex)
+    reports: dict[str, Any] = {"languages": {}}
+    correct = total = 0
+    for language, subset in routed.items():
+        if not subset:
+            continue
+        report = evaluate_bundle(folders[language], subset, backend, progress)
+        reports["languages"][language] = report
+        if "sentiment" in report:
+            correct += round(report["sentiment"]["accuracy"] * report["sentiment"]["rows"])
+            total += report["sentiment"]["rows"]
+    if total:
+        reports["sentiment_accuracy_all"] = correct / total
+        reports["sentiment_rows_all"] = total
+    return reports

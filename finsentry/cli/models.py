@@ -116,8 +116,12 @@ def train(
 
 
 def evaluate(
-    model: Annotated[Path, typer.Option(help="Bundle folder")],
     data: DataFiles,
+    model: Annotated[Path | None, typer.Option(help="Bundle folder")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="A language mix: en=DIR,zh=DIR; each text is scored by its script's bundle"),
+    ] = None,
     text_col: TextCol = "text",
     topic_col: TopicCol = None,
     sentiment_col: SentimentCol = None,
@@ -128,12 +132,30 @@ def evaluate(
     backend: Annotated[str, typer.Option(help="auto, onnx-int8, onnx-fp32 or torch")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
-    """Score a labelled file with a bundle's served model: report and confusion matrix per head."""
-    from training.evaluate import evaluate_bundle
+    """Score a labelled file with a bundle's served model (or a language mix with one bundle per
+    language): report and confusion matrix per head."""
+    from training.evaluate import evaluate_bundle, evaluate_languages
 
+    if (model is None) == (models is None):
+        raise typer.BadParameter("give --model BUNDLE or --models en=DIR,zh=DIR")
     examples = load_sets(
         data, text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels
     )
+    if models is not None:
+        folders = get_settings().model_copy(update={"models": models}).language_models
+        mixed = evaluate_languages(folders, examples, backend=backend, progress=not as_json)
+        if as_json:
+            print(json.dumps(mixed, indent=2, ensure_ascii=False))
+            return
+        for language, report in mixed["languages"].items():
+            print_reports(report, f"{language}: {report['model_version']}")
+        if "sentiment_accuracy_all" in mixed:
+            console.print(
+                f"sentiment over the whole mix: accuracy {mixed['sentiment_accuracy_all']:.3f}"
+                f" on {mixed['sentiment_rows_all']} rows"
+            )
+        return
+    assert model is not None
     reports = evaluate_bundle(model, examples, backend=backend, progress=not as_json)
     if as_json:
         print(json.dumps(reports, indent=2, ensure_ascii=False))
