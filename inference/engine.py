@@ -38,6 +38,7 @@ class Prediction:
     # Every topic the text is about: above its threshold for a multi-label model, else the top topic.
     topics: tuple[str, ...] = ()
     language: str | None = None
+    multi_label: bool = False  # topic probabilities are independent sigmoids, each with its threshold
 
     @property
     def margin(self) -> float:
@@ -223,4 +224,5 @@ class InferenceEngine:
             model_version=model.version,
             topics=chosen,
             language=model.bundle.language,
+            multi_label=model.bundle.multi_label,
         )

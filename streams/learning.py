@@ -56,7 +56,8 @@ def review_candidates(scored: Sequence[dict[str, Any]]) -> list[Candidate]:
     candidates = []
     for event in scored:
         margins = {"sentiment": margin(event["sentiment"]["probabilities"])}
-        if event.get("topic"):
+        # Independent per-topic probabilities have no runner-up to be close to: sentiment decides.
+        if event.get("topic") and not event["topic"].get("multi_label"):
             margins["topic"] = margin(event["topic"]["probabilities"])
         head = min(margins, key=lambda h: margins[h])
         prediction = {

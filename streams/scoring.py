@@ -103,6 +103,15 @@ def dead_letter(record: RawRecord, code: str, message: str, field_path: str | No
     }
 
 
+def topic_field(prediction: Prediction) -> dict[str, Any] | None:
+    if not prediction.topic:
+        return None
+    topic: dict[str, Any] = {"label": prediction.topic, "probabilities": prediction.topic_probs}
+    if prediction.multi_label:
+        topic["multi_label"] = True
+    return topic
+
+
 def scored_event(
     kind: str,
     message: dict[str, Any],
@@ -114,9 +123,7 @@ def scored_event(
     event.update(
         schema_version=SCHEMA_VERSION,
         kind=kind,
-        topic={"label": prediction.topic, "probabilities": prediction.topic_probs}
-        if prediction.topic
-        else None,
+        topic=topic_field(prediction),
         topics=list(prediction.topics),
         sentiment={"label": prediction.sentiment, "probabilities": prediction.sentiment_probs},
         entities=entities,

@@ -15,7 +15,8 @@ from inference import InferenceEngine, Prediction
 from inference.entities import Company, EntityMatcher
 from inference.languages import LanguageModels
 from schemas import Contract
-from streams.scoring import BatchScorer, RawRecord
+from streams.learning import review_candidates
+from streams.scoring import BatchScorer, RawRecord, scored_event, window_event
 
 KINDS = {"news.raw": "news", "comments.raw": "comment"}
 
@@ -107,3 +108,29 @@ def test_any_input_is_scored_or_dead_lettered(tiny_bundle: Path, values: list[by
     for scored in result.scored:
         Contract.of("scored").validate(scored)
         json.dumps(scored, ensure_ascii=False).encode("utf-8")  # what the worker sends must encode
+
+
+def test_a_multilabel_event_counts_under_each_of_its_topics() -> None:
+    prediction = Prediction(
+        topic="公司",
+        topic_probs={"公司": 0.97, "外国": 0.91, "政策": 0.05},
+        sentiment="negative",
+        sentiment_probs={"negative": 0.8, "neutral": 0.15, "positive": 0.05},
+        model_version="zh-1",
+        topics=("公司", "外国"),
+        language="zh",
+        multi_label=True,
+    )
+    message = {
+        "id": "e1",
+        "source": "forum-zh",
+        "published_at": "2026-11-29T09:00:00Z",
+        "text": "苹果公司股价下跌",
+    }
+    event = scored_event("comment", message, prediction, [], "zh")
+    Contract.of("scored").validate(event)
+    assert event["topics"] == ["公司", "外国"] and event["model_language"] == "zh"
+    assert {"topic:公司", "topic:外国"} <= set(window_event(event).keys)
+    assert "topic:政策" not in window_event(event).keys
+    [candidate] = review_candidates([event])
+    assert candidate.head == "sentiment", "two confident topics are not an uncertain topic"

@@ -99,5 +99,5 @@ def test_train_and_serve_a_multilabel_topic_head(tmp_path: Path) -> None:
     both, single = engine.predict(["yield coupon treasury crude barrel opec", "lender deposits branch"])
     assert set(both.topics) == {"bonds", "oil"} and both.topic in both.topics
     assert single.topics == ("banks",)
-    assert both.language == "zh"
+    assert both.language == "zh" and both.multi_label
     engine.close()
