@@ -32,15 +32,21 @@ def worker(
 
 
 def up(
-    model: Annotated[Path | None, typer.Option(help="Model bundle folder (default: the demo model)")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="One model bundle for every text (default: FINSENTRY_MODELS, or the demo's en and zh)"
+        ),
+    ] = None,
 ) -> None:
     """Run the embedded stack (Kafka, Redis, SQLite, worker, API, console) in the foreground; Ctrl-C stops."""
-    from finsentry.demo import ensure_model
+    from finsentry.demo import ensure_models, model_settings
     from finsentry.services.process import ServiceError
     from finsentry.stack import LocalStack
 
     settings = get_settings()
-    settings = settings.model_copy(update={"model_dir": model or ensure_model(settings, console)})
+    models = {"": model} if model else ensure_models(settings, console)
+    settings = settings.model_copy(update=model_settings(models))
     stack = LocalStack(settings)
     try:
         stack.start(with_console=True)
