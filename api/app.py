@@ -708,9 +708,13 @@ def add_account_routes(
 
 
 def _champion_topics(parts: Learning) -> list[str]:
-    """The topics the serving model knows: the review page offers these."""
-    champion = parts.registry.champion()
-    return list(Bundle.open(champion.bundle_path, verify=False).topic_labels) if champion else []
+    """The topics the serving models know, every language's: the review page offers these."""
+    topics: dict[str, None] = {}
+    for registry in parts.registries.values():
+        champion = registry.champion()
+        if champion is not None:
+            topics.update(dict.fromkeys(Bundle.open(champion.bundle_path, verify=False).topic_labels))
+    return list(topics)
 
 
 def _hour_floor(moment: datetime) -> datetime:

@@ -72,7 +72,7 @@ def review_candidates(scored: Sequence[dict[str, Any]]) -> list[Candidate]:
                 head=head,
                 margin=margins[head],
                 model_version=event["model_version"],
-                language=event.get("lang"),
+                language=event.get("model_language") or event.get("lang"),
                 source=event.get("source"),
             )
         )
