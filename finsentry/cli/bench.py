@@ -122,6 +122,7 @@ def bench_inference(
             on_result=None
             if as_json
             else lambda r: console.print(f"  {r.language} {r.backend} b={r.batch_size}: {r.texts_per_s}/s"),
+            language=language,
         )
     if {"en", "zh"} <= set(folders):
         stream = _interleave(_bench_texts(texts, min_tokens)[0], corpora["zh"][0], zh_share)

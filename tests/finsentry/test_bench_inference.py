@@ -12,7 +12,7 @@ from tests.tiny_model import build_tiny_bundle
 
 
 def test_each_language_and_the_mixed_stream_are_measured_side_by_side(tmp_path: Path) -> None:
-    english = build_tiny_bundle(tmp_path / "en", seed=1, version="en-1", language="en")
+    english = build_tiny_bundle(tmp_path / "en", seed=1, version="en-1")  # declares no language
     chinese = build_tiny_bundle(tmp_path / "zh", seed=2, version="zh-1", language="zh")
     args = ["bench", "inference", "--models", f"en={english},zh={chinese}", "--batch-sizes", "8"]
     args += ["--backends", "onnx-fp32", "--texts", "64", "--seconds", "0.2", "--min-tokens", "0", "--json"]
