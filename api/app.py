@@ -728,9 +728,5 @@ def _model(info: ModelInfo) -> Model:
     except BundleError:  # a registry row whose folder is gone still lists
         return model
     export = bundle.manifest.get("export", {})
-    because = export.get("int8_not_served_because") or (
-        f"int8 ({export.get('int8_method')}) passed its check and is the faster"
-        if bundle.served == "onnx-int8"
-        else None
-    )
+    because = export.get("served_because") or export.get("int8_not_served_because")
     return model.model_copy(update={"served": bundle.served, "served_because": because})

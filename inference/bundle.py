@@ -76,6 +76,11 @@ class Bundle:
     def multi_label(self) -> bool:
         return self.topic_thresholds is not None
 
+    @property
+    def servable(self) -> bool:
+        """False for a bundle written only to be measured (a distilled student that failed its gate)."""
+        return bool(self.manifest.get("servable", True))
+
     @classmethod
     def open(cls, root: Path | str, verify: bool = True) -> Bundle:
         root = Path(root)

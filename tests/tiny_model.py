@@ -11,6 +11,7 @@ from inference.bundle import SENTIMENTS
 from inference.model import MultiTaskClassifier
 from training.bases import packaged_base_model
 from training.export import write_bundle
+from training.quantize import GateData
 
 TOPICS = ("earnings", "macro", "m&a", "legal")
 CHECK_TEXTS = [
@@ -46,7 +47,7 @@ def build_tiny_bundle(
         out,
         TOPICS,
         SENTIMENTS,
-        CHECK_TEXTS,
+        GateData(texts=CHECK_TEXTS),
         max_length=64,
         version=version or f"tiny-{seed}",
         language=language,

@@ -23,7 +23,7 @@ def evaluate_bundle(
     progress: bool = True,
     chunk: int = 512,
 ) -> dict[str, Any]:
-    engine = InferenceEngine(model_dir, backend=backend)
+    engine = InferenceEngine(model_dir, backend=backend, allow_unservable=True)
     texts = [ex.text for ex in examples]
     predictions = []
     with Progress(disable=not progress) as bar:

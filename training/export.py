@@ -11,9 +11,9 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,31 @@ from inference.bundle import (
     write_manifest,
 )
 from inference.model import MultiTaskClassifier
+from training.quantize import (
+    CALIBRATION_TEXTS,
+    METHODS,
+    MIN_AGREEMENT,
+    SPEED_TEXTS,
+    Batch,
+    Figures,
+    GateData,
+    LabelledRows,
+    QuantizationError,
+    SortedBatches,
+    agreement,
+    drops,
+    gate_failures,
+    head_figures,
+    open_session,
+    padded_batches,
+    quantize,
+    texts_per_s,
+)
 
 log = logging.getLogger(__name__)
 
 FP32_TOLERANCE = 1e-4
-INT8_MIN_AGREEMENT = 0.99
-# Tried in this order: per-tensor dynamic quantisation is the fastest where it is accurate enough.
-INT8_METHODS = ("dynamic", "blockwise")
+TORCH_CHECK_TEXTS = 256
 
 
 class ExportError(RuntimeError):
@@ -75,95 +93,7 @@ def _trace(module: MultiTaskClassifier, ids: torch.Tensor, mask: torch.Tensor, p
     )
 
 
-def quantize_int8(source: Path, target: Path, method: str) -> None:
-    """Writes target as an int8 version of source by one of INT8_METHODS."""
-    # The quantisers log every tensor on the root logger at INFO and advise a pre-processing step
-    # (quant_pre_process) that fails on this encoder and is not needed; their errors still show.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    try:
-        if method == "dynamic":
-            _quantize_dynamic(source, target)
-        elif method == "blockwise":
-            _quantize_blockwise(source, target)
-        else:
-            raise ValueError(f"unknown int8 method {method!r}; known: {', '.join(INT8_METHODS)}")
-    finally:
-        root.setLevel(level)
-
-
-def _quantize_dynamic(source: Path, target: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Unsigned per-channel weights on the MatMuls only: on CPUs without VNNI the default signed
-    # int8 kernels saturate, and quantised embeddings and heads cost accuracy for little speed.
-    # Measured on the Twitter model (2,000 validation tweets, top-class agreement with fp32):
-    # default 94.1-95.5%, this 98.2-98.3%.
-    quantize_dynamic(
-        str(source),
-        str(target),
-        weight_type=QuantType.QUInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul"],
-    )
-
-
-def _quantize_blockwise(source: Path, target: Path) -> None:
-    """8-bit weights in blocks of 32 with int8 compute (MatMulNBits, accuracy level 4).
-
-    Activations are quantised per block of 32 too, not per tensor, which keeps the outliers of the
-    feed-forward outputs from swamping the rest: 99.6-99.8% agreement on the Twitter model where
-    per-tensor dynamic quantisation reaches 98%.
-    """
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-
-    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4, bits=8)
-    quantizer = MatMulNBitsQuantizer(
-        onnx.load(str(source)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4, algo_config=config
-    )
-    quantizer.process()
-    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
-
-
-def encode_batches(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, batch_size: int = 32
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    batches = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(
-            list(texts[start : start + batch_size]),
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors="np",
-        )
-        batches.append((enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)))
-    return batches
-
-
-def _onnx_outputs(
-    path: Path, batches: list[tuple[np.ndarray, np.ndarray]]
-) -> tuple[tuple[np.ndarray, np.ndarray], float]:
-    """Logits of both heads, and texts per second over the batches (after one warm-up batch)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ids, mask = batches[0]
-    session.run(None, {"input_ids": ids, "attention_mask": mask})
-    started = time.perf_counter()
-    outs = [session.run(None, {"input_ids": ids, "attention_mask": mask}) for ids, mask in batches]
-    texts_per_s = sum(len(ids) for ids, _ in batches) / (time.perf_counter() - started)
-    return (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])), texts_per_s
-
-
-def _torch_outputs(
-    module: MultiTaskClassifier, batches: list[tuple[np.ndarray, np.ndarray]]
-) -> tuple[np.ndarray, np.ndarray]:
+def _torch_outputs(module: MultiTaskClassifier, batches: list[Batch]) -> tuple[np.ndarray, np.ndarray]:
     module.eval()
     topic, sentiment = [], []
     with torch.inference_mode():
@@ -174,80 +104,162 @@ def _torch_outputs(
     return np.concatenate(topic), np.concatenate(sentiment)
 
 
-def check_exports(
-    module: MultiTaskClassifier, root: Path, batches: list[tuple[np.ndarray, np.ndarray]]
-) -> dict[str, Any]:
-    """Checks fp32 against torch, quantises to int8 and picks the artefact to serve.
-
-    fp32 must match torch within FP32_TOLERANCE. The int8 methods are tried in order until one agrees
-    with fp32 on the top class for INT8_MIN_AGREEMENT of the rows. int8 is served only if it passed
-    and is not slower than fp32 on these rows on this machine (without VNNI, int8 kernels can lose).
-    An int8 file that is not served stays in the bundle (the manifest says why), so it can still be
-    measured or chosen by hand with --backend onnx-int8.
-    """
-    reference = _torch_outputs(module, batches)
-    fp32, fp32_speed = _onnx_outputs(root / ONNX_FP32, batches)
-    max_diff = max(float(np.abs(a - b).max()) for a, b in zip(reference, fp32, strict=True))
+def check_fp32(
+    module: MultiTaskClassifier,
+    path: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_length: int,
+) -> float:
+    """The fp32 ONNX file's largest logit difference from torch; ExportError above FP32_TOLERANCE."""
+    batches = padded_batches(tokenizer, texts[:TORCH_CHECK_TEXTS], max_length)
+    session = open_session(path)
+    outs = [session.run(None, {"input_ids": ids, "attention_mask": mask}) for ids, mask in batches]
+    onnx = (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs]))
+    max_diff = max(
+        float(np.abs(a - b).max()) for a, b in zip(_torch_outputs(module, batches), onnx, strict=True)
+    )
     if max_diff > FP32_TOLERANCE:
         raise ExportError(f"ONNX fp32 logits differ from torch by {max_diff:.2e} (> {FP32_TOLERANCE:.0e})")
+    return max_diff
+
+
+@dataclass
+class _Bench:
+    """What every candidate is measured on: the same speed batches and the same scored rows."""
+
+    speed: SortedBatches
+    scoring: SortedBatches
+    labelled: LabelledRows | None
+    calibration: list[Batch]
+    max_drop: float
+
+    def measure(self, path: Path) -> tuple[float, tuple[np.ndarray, np.ndarray], Figures]:
+        session = open_session(path)
+        logits = self.scoring.run(session)
+        figures = head_figures(self.labelled, *logits) if self.labelled else {}
+        return texts_per_s(session, self.speed), logits, figures
+
+
+def check_exports(
+    module: MultiTaskClassifier,
+    root: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    data: GateData,
+    max_length: int,
+) -> dict[str, Any]:
+    """Checks fp32 against torch, builds every int8 candidate, gates them and picks what to serve.
+
+    The gate is accuracy against labels when `data` has labelled rows (each figure of each head within
+    `max_drop` of fp32), else top-class agreement with fp32 (MIN_AGREEMENT) on the texts. The fastest
+    candidate that passes is served if it beats fp32 here; its file stays as ONNX_INT8 either way (else
+    the closest candidate's, to measure or choose by hand with --backend onnx-int8).
+    """
+    texts = list(data.texts) or ["finsentry export check"]
+    max_diff = check_fp32(module, root / ONNX_FP32, tokenizer, texts, max_length)
+    labelled = data.labelled if data.labelled and data.labelled.has_labels else None
+    speed = SortedBatches.of(tokenizer, texts[:SPEED_TEXTS], max_length)
+    bench = _Bench(
+        speed=speed,
+        scoring=SortedBatches.of(tokenizer, labelled.texts, max_length, 64) if labelled else speed,
+        labelled=labelled,
+        calibration=padded_batches(tokenizer, (data.calibration or texts)[:CALIBRATION_TEXTS], max_length),
+        max_drop=data.max_drop,
+    )
+    fp32_speed, fp32_logits, fp32_figures = bench.measure(root / ONNX_FP32)
+    candidates = {
+        method: _judge_candidate(root, method, bench, fp32_logits, fp32_figures) for method in METHODS
+    }
     report: dict[str, Any] = {
         "fp32_max_abs_diff": max_diff,
-        "checked_rows": int(sum(len(ids) for ids, _ in batches)),
-        "texts_per_s": {"onnx-fp32": round(fp32_speed, 1)},
-        "int8_attempts": {},
+        "checked_rows": min(len(texts), TORCH_CHECK_TEXTS),
+        "gate": {
+            "by": "accuracy" if labelled else "agreement",
+            "labelled_rows": len(labelled.texts) if labelled else 0,
+            "max_drop_points": round(100 * data.max_drop, 3),
+            "min_agreement": None if labelled else MIN_AGREEMENT,
+        },
+        "fp32": {"texts_per_s": round(fp32_speed, 1), "figures": fp32_figures},
+        "candidates": candidates,
     }
-    worst_agreement, method, int8_speed = _quantize_best_int8(root, fp32, batches, report["int8_attempts"])
-    report["int8_method"] = method
-    report["int8_top1_agreement"] = report["int8_attempts"][method]["top1_agreement"]
-    report["texts_per_s"]["onnx-int8"] = round(int8_speed, 1)
-    report["int8_passed"] = worst_agreement >= INT8_MIN_AGREEMENT
-    report["served"] = "onnx-fp32"
-    if not report["int8_passed"]:
-        report["int8_not_served_because"] = (
-            f"int8 agrees with fp32 on the top class for {worst_agreement:.1%} of rows"
-            f" (< {INT8_MIN_AGREEMENT:.0%}); serving fp32"
-        )
-    elif int8_speed < fp32_speed:
-        report["int8_not_served_because"] = (
-            f"int8 ({method}) passed its check but ran at {int8_speed:.0f} texts/s against fp32's"
-            f" {fp32_speed:.0f} on this machine; serving fp32"
-        )
-    else:
-        report["served"] = "onnx-int8"
+    report |= _choose(candidates, fp32_speed)
+    _keep_int8(root, report["int8_method"])
     if report["served"] != "onnx-int8":
-        log.warning("int8 export not served", extra={"reason": report["int8_not_served_because"]})
+        log.warning("int8 export not served", extra={"reason": report["served_because"]})
     return report
 
 
-def _quantize_best_int8(
-    root: Path,
-    fp32: tuple[np.ndarray, np.ndarray],
-    batches: list[tuple[np.ndarray, np.ndarray]],
-    attempts: dict[str, Any],
-) -> tuple[float, str, float]:
-    """Leaves at ONNX_INT8 the first method that passes the agreement check, else the closest one.
+def _judge_candidate(
+    root: Path, method: str, bench: _Bench, fp32_logits: tuple[np.ndarray, np.ndarray], fp32_figures: Figures
+) -> dict[str, Any]:
+    path = root / f"int8-{method}.onnx"
+    try:
+        quantize(root / ONNX_FP32, path, method, bench.calibration)
+        speed, logits, figures = bench.measure(path)
+    except QuantizationError as exc:
+        path.unlink(missing_ok=True)
+        log.warning("int8 candidate failed", extra={"method": method, "error": str(exc)[:300]})
+        return {"passed": False, "failures": [f"quantisation failed: {str(exc)[:300]}"]}
+    agrees = agreement(fp32_logits, logits)
+    if bench.labelled:
+        fell = drops(fp32_figures, figures)
+        failures = gate_failures(fell, bench.max_drop)
+    else:
+        fell = {}
+        failures = [
+            f"{head} agreement {value:.1%} < {MIN_AGREEMENT:.0%}"
+            for head, value in agrees.items()
+            if value < MIN_AGREEMENT
+        ]
+    worst = max((d for figs in fell.values() for d in figs.values()), default=1 - min(agrees.values()))
+    return {
+        "texts_per_s": round(speed, 1),
+        "figures": figures,
+        "drop": fell,
+        "worst_drop": round(worst, 5),
+        "top1_agreement": agrees,
+        "passed": not failures,
+        "failures": failures,
+    }
 
-    Returns its worst head's agreement, its method and its texts/s; every attempt goes into attempts.
-    """
-    best: tuple[float, str, float] | None = None
-    for method in INT8_METHODS:
-        candidate = root / f"{method}.{ONNX_INT8}"
-        quantize_int8(root / ONNX_FP32, candidate, method)
-        int8, speed = _onnx_outputs(candidate, batches)
-        agreement = {
-            head: float((a.argmax(1) == b.argmax(1)).mean())
-            for head, a, b in zip(("topic", "sentiment"), fp32, int8, strict=True)
-        }
-        attempts[method] = {"top1_agreement": agreement, "texts_per_s": round(speed, 1)}
-        if best is None or min(agreement.values()) > best[0]:
-            best = (min(agreement.values()), method, speed)
-            os.replace(candidate, root / ONNX_INT8)
+
+def _choose(candidates: dict[str, dict[str, Any]], fp32_speed: float) -> dict[str, Any]:
+    """The fastest passing candidate if it beats fp32, with the reason for whatever is served."""
+    measured = {m: c for m, c in candidates.items() if "texts_per_s" in c}
+    passing = {m: c for m, c in measured.items() if c["passed"]}
+    if passing:
+        method = max(passing, key=lambda m: passing[m]["texts_per_s"])
+    elif measured:
+        method = min(measured, key=lambda m: measured[m]["worst_drop"])
+    else:
+        return {"served": "onnx-fp32", "int8_method": None, "served_because": "every int8 quantiser failed"}
+    speed = measured[method]["texts_per_s"]
+    chosen = {"int8_method": method, "texts_per_s": {"onnx-fp32": round(fp32_speed, 1), "onnx-int8": speed}}
+    if not passing:
+        failed = "; ".join(f"{m}: {', '.join(c['failures'])}" for m, c in candidates.items())
+        because = f"no int8 candidate passed the gate ({failed}); serving fp32"
+        return chosen | {"served": "onnx-fp32", "served_because": because}
+    if speed <= fp32_speed:
+        because = (
+            f"int8 ({method}) passed the gate but ran at {speed:.0f} texts/s against fp32's"
+            f" {fp32_speed:.0f} on this machine; serving fp32"
+        )
+        return chosen | {"served": "onnx-fp32", "served_because": because}
+    because = (
+        f"int8 ({method}) passed the gate and is the fastest: {speed:.0f} texts/s against fp32's"
+        f" {fp32_speed:.0f}"
+    )
+    return chosen | {"served": "onnx-int8", "served_because": because}
+
+
+def _keep_int8(root: Path, method: str | None) -> None:
+    """Leaves the chosen candidate as ONNX_INT8 and removes the others."""
+    for method_name in METHODS:
+        path = root / f"int8-{method_name}.onnx"
+        if method_name == method:
+            os.replace(path, root / ONNX_INT8)
         else:
-            candidate.unlink()
-        if best[0] >= INT8_MIN_AGREEMENT:
-            break
-    assert best is not None, "INT8_METHODS is not empty"
-    return best
+            path.unlink(missing_ok=True)
 
 
 def write_bundle(
@@ -256,7 +268,7 @@ def write_bundle(
     out_dir: Path,
     topic_labels: Sequence[str],
     sentiment_labels: Sequence[str],
-    check_texts: Sequence[str],
+    gate: GateData,
     max_length: int = 128,
     version: str | None = None,
     metrics: dict[str, Any] | None = None,
@@ -264,8 +276,14 @@ def write_bundle(
     topic_thresholds: dict[str, float] | None = None,
     language: str | None = None,
     base: dict[str, Any] | None = None,
+    teacher: dict[str, Any] | None = None,
+    not_servable_because: str | None = None,
 ) -> Bundle:
-    """Writes a complete, checked bundle to out_dir (replacing what is there) and returns it opened."""
+    """Writes a complete, checked bundle to out_dir (replacing what is there) and returns it opened.
+
+    A distilled student records its teacher; one that failed its gate is written with the reason and
+    refused by the engine (it can still be evaluated and benchmarked).
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     version = version or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -277,8 +295,7 @@ def write_bundle(
         state = {k: v.contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(staging / WEIGHTS))
         export_onnx(module, staging / ONNX_FP32)
-        batches = encode_batches(tokenizer, list(check_texts) or ["finsentry export check"], max_length)
-        export_report = check_exports(module, staging, batches)
+        export_report = check_exports(module, staging, tokenizer, gate, max_length)
         (staging / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False))
         (staging / "training.json").write_text(json.dumps(training or {}, indent=2, ensure_ascii=False))
         labels: dict[str, Any] = {"topic": list(topic_labels), "sentiment": list(sentiment_labels)}
@@ -290,6 +307,9 @@ def write_bundle(
             created_at=datetime.now(UTC).isoformat(),
             language=language,
             base=base,
+            **({"teacher": teacher} if teacher else {}),
+            servable=not_servable_because is None,
+            **({"not_servable_because": not_servable_because} if not_servable_because else {}),
             labels=labels,
             served=export_report.pop("served"),
             max_length=max_length,
@@ -313,8 +333,8 @@ def _replace_dir(staging: Path, target: Path) -> None:
         os.replace(staging, target)
 
 
-def reexport(bundle_dir: Path, check_texts: Sequence[str]) -> Bundle:
-    """Writes a bundle's ONNX files and checks again from its weights (same version, metrics kept)."""
+def reexport(bundle_dir: Path, gate: GateData) -> Bundle:
+    """Writes a bundle's ONNX files and gates them again from its weights (same version, metrics kept)."""
     from transformers import AutoTokenizer
 
     from inference.model import load_module
@@ -327,7 +347,7 @@ def reexport(bundle_dir: Path, check_texts: Sequence[str]) -> Bundle:
         bundle_dir,
         bundle.topic_labels,
         bundle.sentiment_labels,
-        check_texts,
+        gate,
         max_length=bundle.max_length,
         version=bundle.version,
         metrics=json.loads(bundle.path("metrics.json").read_text()),
@@ -335,4 +355,6 @@ def reexport(bundle_dir: Path, check_texts: Sequence[str]) -> Bundle:
         topic_thresholds=bundle.manifest["labels"].get("topic_thresholds"),
         language=bundle.language,
         base=bundle.manifest.get("base"),
+        teacher=bundle.manifest.get("teacher"),
+        not_servable_because=bundle.manifest.get("not_servable_because"),
     )

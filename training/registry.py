@@ -161,6 +161,9 @@ class Registry:
         if status not in STATUSES:
             raise RegistryError(f"status {status!r} is not one of {', '.join(STATUSES)}")
         bundle = Bundle.open(bundle_dir)  # refuses a broken bundle before it is recorded
+        if not bundle.servable:
+            because = bundle.manifest.get("not_servable_because", "")
+            raise RegistryError(f"{bundle_dir} is not servable ({because}): it can be measured, not served")
         if (bundle.language or self.language) != self.language:
             raise RegistryError(
                 f"{bundle_dir} serves {bundle.language}; this is the {self.language} registry"

@@ -27,6 +27,7 @@ from inference.model import MultiTaskClassifier, load_module
 from labels.examples import Example
 from training.export import write_bundle
 from training.metrics import classification_report, multilabel_report, tune_thresholds
+from training.quantize import CALIBRATION_TEXTS, MAX_DROP, SPEED_TEXTS, GateData, labelled_rows
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -65,6 +66,8 @@ class TrainConfig:
     # What the bundle records: the language it serves and the base encoder it grew from.
     language: str | None = None
     base: dict[str, Any] | None = None
+    # An int8 export is served only if no head's accuracy or macro-F1 falls by more than this.
+    int8_max_drop: float = MAX_DROP
 
 
 @dataclass
@@ -289,6 +292,57 @@ def topic_thresholds(
     return tune_thresholds(sigmoid(topic_logits[:, :n]), topic_y.matrix[rows])
 
 
+def epoch_progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+class BestEpoch:
+    """Keeps the weights of the best-scoring epoch and says when `patience` epochs brought nothing better."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.score, self.epoch = -1.0, 0
+        self._state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def state(self) -> dict[str, torch.Tensor]:
+        assert self._state is not None, "no epoch was scored"
+        return self._state
+
+    def stop_after(self, epoch: int, score: float, module: torch.nn.Module) -> bool:
+        if score > self.score:
+            self.score, self.epoch, self._state = score, epoch, copy.deepcopy(module.state_dict())
+            return False
+        if epoch - self.epoch >= self.patience:
+            log.info("early stop", extra={"epoch": epoch, "best_epoch": self.epoch})
+            return True
+        return False
+
+
+def export_gate(
+    valid_set: Sequence[Example],
+    train_texts: Sequence[str],
+    topic_labels: Sequence[str],
+    thresholds: np.ndarray | None,
+    seed: int,
+    max_drop: float,
+) -> GateData:
+    """The export's int8 gate: the validation rows with their labels, calibration from training texts."""
+    return GateData(
+        texts=[ex.text for ex in valid_set] or list(train_texts[:SPEED_TEXTS]),
+        labelled=labelled_rows(valid_set, topic_labels, SENTIMENTS, thresholds) if valid_set else None,
+        calibration=random.Random(seed).sample(list(train_texts), min(CALIBRATION_TEXTS, len(train_texts))),
+        max_drop=max_drop,
+    )
+
+
 def _starting_point(
     config: TrainConfig, train_set: Sequence[Example]
 ) -> tuple[PreTrainedTokenizerBase, MultiTaskClassifier, list[str], bool]:
@@ -377,16 +431,8 @@ def train(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
     )
 
-    best_score, best_state, best_epoch, history = -1.0, None, 0, []
-    step = 0
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeRemainingColumn(),
-        disable=not config.progress,
-    )
+    best, history, step = BestEpoch(config.patience), [], 0
+    progress = epoch_progress(config.progress)
     with progress:
         for epoch in range(1, config.epochs + 1):
             module.train()
@@ -433,17 +479,12 @@ def train(
             log.info(
                 "epoch done", extra={"epoch": epoch, "loss": round(running, 4), "valid": report["score"]}
             )
-            if report["score"] > best_score:
-                best_score, best_epoch = report["score"], epoch
-                best_state = copy.deepcopy(module.state_dict())
-            elif epoch - best_epoch >= config.patience:
-                log.info("early stop", extra={"epoch": epoch, "best_epoch": best_epoch})
+            if best.stop_after(epoch, report["score"], module):
                 break
             if config.max_steps and step >= config.max_steps:
                 break
 
-    assert best_state is not None
-    module.load_state_dict(best_state)
+    module.load_state_dict(best.state)
     thresholds = (
         topic_thresholds(module, valid_ids, valid_topic, pad_id, bf16)
         if multi_label and topic_labels
@@ -458,7 +499,7 @@ def train(
         "test": evaluate(module, test_ids, test_topic, test_sentiment, topic_labels, pad_id, bf16, thresholds)
         if test_ids
         else {},
-        "best_epoch": best_epoch,
+        "best_epoch": best.epoch,
         "history": history,
         "unk_rate": {"before_extension": unk_before, "after_extension": unk_after},
         "vocab_added": len(added),
@@ -468,7 +509,6 @@ def train(
         "rows": {"train": len(train_set), "valid": len(valid_set), "test": len(test_set)},
         "topic_multi_label": multi_label,
     }
-    check_texts = [ex.text for ex in valid_set[:2000]] or train_texts[:200]
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     bundle = write_bundle(
         module,
@@ -476,7 +516,7 @@ def train(
         config.out,
         topic_labels,
         SENTIMENTS,
-        check_texts,
+        export_gate(valid_set, train_texts, topic_labels, thresholds, config.seed, config.int8_max_drop),
         max_length=config.serve_max_length,
         version=config.version,
         metrics=metrics,

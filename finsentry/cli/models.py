@@ -25,6 +25,13 @@ from finsentry.cli.options import (
 )
 from foundation.settings import get_settings
 
+Int8MaxDrop = Annotated[
+    float,
+    typer.Option(
+        help="Points of accuracy or macro-F1 (any head) an int8 export may lose and still be served"
+    ),
+]
+
 
 def train(
     data: DataFiles,
@@ -65,6 +72,7 @@ def train(
     language: Annotated[
         str | None, typer.Option(help="Language the bundle serves (en, zh); default: the base's")
     ] = None,
+    int8_max_drop: Int8MaxDrop = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
     """Fine-tune the topic + sentiment model and write a bundle (weights, ONNX, int8, metrics)."""
@@ -102,6 +110,7 @@ def train(
         max_steps=max_steps,
         bf16=bf16,
         extend_vocab=extend_vocab,
+        int8_max_drop=int8_max_drop / 100,
         progress=not as_json,
     )
     result = run_train(train_set, valid_set, test_set, config)
@@ -112,6 +121,74 @@ def train(
     console.print(
         f"bundle {result.bundle.version} → {out} (serving {result.bundle.served});"
         f" {result.seconds / 60:.1f} min, peak RSS {result.peak_rss_mib:.0f} MiB"
+    )
+
+
+def distill(
+    teacher: Annotated[Path, typer.Option(help="The bundle to distil (its labels, tokenizer and layers)")],
+    layers: Annotated[int, typer.Option(help="Encoder layers of the student")],
+    data: DataFiles,
+    out: Annotated[Path, typer.Option(help="Bundle folder to write the student to")],
+    valid: Annotated[list[str], typer.Option(help="Validation file(s): best epoch, thresholds, gates")],
+    text_col: TextCol = "text",
+    topic_col: TopicCol = None,
+    sentiment_col: SentimentCol = None,
+    topic_map: TopicMap = None,
+    sentiment_map: SentimentMap = None,
+    topic_sep: TopicSep = None,
+    skip_bad_labels: SkipBadLabels = False,
+    pick: Annotated[
+        str, typer.Option(help="Teacher layers to keep: spread (ends at the top one) or first")
+    ] = "spread",
+    epochs: int = 4,
+    lr: float = 1e-4,
+    temperature: Annotated[float, typer.Option(help="Softening of the teacher's logits")] = 2.0,
+    alpha: Annotated[float, typer.Option(help="Weight of the teacher's soft targets vs the labels")] = 0.7,
+    max_drop: Annotated[
+        float,
+        typer.Option(help="Points below the teacher (any head, any figure) a servable student may fall"),
+    ] = 3.0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimiser steps")] = None,
+    int8_max_drop: Int8MaxDrop = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
+) -> None:
+    """Distil a bundle into a student with fewer layers, on the teacher's logits and the labels."""
+    from training.distill import DistillConfig, DistillError
+    from training.distill import distill as run_distill
+
+    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
+    config = DistillConfig(
+        teacher=teacher,
+        out=out,
+        layers=layers,
+        pick=pick,
+        epochs=epochs,
+        lr=lr,
+        temperature=temperature,
+        alpha=alpha,
+        max_drop=max_drop / 100,
+        max_steps=max_steps,
+        int8_max_drop=int8_max_drop / 100,
+        progress=not as_json,
+    )
+    try:
+        result = run_distill(load_sets(data, *columns), load_sets(valid, *columns), config)
+    except DistillError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if as_json:
+        print(json.dumps(result.metrics, indent=2))
+        return
+    print_reports(result.metrics["teacher_valid"], "teacher, validation")
+    print_reports(result.metrics["valid"], f"student ({layers} layers), validation")
+    bundle = result.bundle
+    verdict = (
+        f"serving {bundle.served}"
+        if bundle.servable
+        else f"NOT servable: {bundle.manifest['not_servable_because']}"
+    )
+    console.print(
+        f"student {bundle.version} → {out} ({verdict}); {result.seconds / 60:.1f} min,"
+        f" peak RSS {result.peak_rss_mib:.0f} MiB"
     )
 
 
@@ -167,18 +244,65 @@ def evaluate(
 
 def export(
     model: Annotated[Path, typer.Option(help="Bundle folder to export again")],
-    data: Annotated[list[Path], typer.Option(help="File(s) with real texts to check the exports on")],
+    data: Annotated[list[str], typer.Option(help="Validation file(s) to gate the int8 candidates on")],
     text_col: TextCol = "text",
-    rows: Annotated[int, typer.Option(help="Texts to check the exports on")] = 2_000,
+    topic_col: TopicCol = None,
+    sentiment_col: SentimentCol = None,
+    topic_map: TopicMap = None,
+    sentiment_map: SentimentMap = None,
+    topic_sep: TopicSep = None,
+    skip_bad_labels: SkipBadLabels = False,
+    int8_max_drop: Int8MaxDrop = 0.5,
 ) -> None:
-    """Export a bundle's weights to ONNX fp32 and int8 again, with the agreement checks on real text."""
-    from training.data import read_rows
-    from training.export import reexport
+    """Export a bundle's weights to ONNX fp32 and int8 again and gate int8 on labelled rows.
 
-    texts = [str(row[text_col]) for path in data for row in read_rows(path) if row.get(text_col)]
-    bundle = reexport(model, texts[:: max(1, len(texts) // rows)][:rows])
-    console.print(json.dumps(bundle.manifest["export"], indent=2))
-    console.print(f"serving {bundle.served}")
+    Without label columns the gate falls back to top-class agreement with fp32 on the texts.
+    """
+    from inference.bundle import Bundle
+    from training.export import reexport
+    from training.quantize import GateData, labelled_rows
+
+    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
+    examples = load_sets(data, *columns)
+    bundle = Bundle.open(model)
+    rows = labelled_rows(examples, bundle.topic_labels, bundle.sentiment_labels, bundle.topic_thresholds)
+    gate = GateData(texts=rows.texts, labelled=rows, max_drop=int8_max_drop / 100)
+    bundle = reexport(model, gate)
+    print_export(bundle.manifest["export"])
+    console.print(f"serving {bundle.served}: {bundle.manifest['export']['served_because']}")
+
+
+def print_export(report: dict) -> None:
+    """fp32 and every int8 candidate: speed, figures per head, drop against fp32, gate verdict."""
+    table = Table(title=f"int8 candidates (gate: {report['gate']['by']})")
+    for column in ("candidate", "texts/s", "vs fp32", "figures", "worst drop", "agreement", "gate"):
+        table.add_column(column, justify="left" if column in ("candidate", "figures", "gate") else "right")
+    fp32 = report["fp32"]
+    table.add_row(
+        "fp32", f"{fp32['texts_per_s']:.0f}", "1.00x", _figures(fp32["figures"]), "", "", "reference"
+    )
+    for method, c in report["candidates"].items():
+        if "texts_per_s" not in c:
+            table.add_row(method, "", "", "", "", "", "; ".join(c["failures"]))
+            continue
+        agrees = min(c["top1_agreement"].values())
+        verdict = "passed" if c["passed"] else "; ".join(c["failures"])
+        table.add_row(
+            method + (" (kept)" if method == report["int8_method"] else ""),
+            f"{c['texts_per_s']:.0f}",
+            f"{c['texts_per_s'] / fp32['texts_per_s']:.2f}x",
+            _figures(c["figures"]),
+            f"{100 * c['worst_drop']:.2f} pt",
+            f"{agrees:.1%}",
+            verdict,
+        )
+    console.print(table)
+
+
+def _figures(figures: dict[str, dict[str, float]]) -> str:
+    return "  ".join(
+        f"{head} " + "/".join(f"{value:.3f}" for value in values.values()) for head, values in figures.items()
+    )
 
 
 def simulate_nights(

@@ -1,73 +1,192 @@
-"""The export gate: which int8 method is kept and which artefact is served, and why."""
+"""The export gate: every int8 candidate is scored against labels, and the fastest one within the allowed
+drop is served when it beats fp32; the manifest says why for whatever is served."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
 from inference import Bundle, InferenceEngine
-from tests.tiny_model import CHECK_TEXTS, build_tiny_bundle
+from inference.bundle import SENTIMENTS
+from labels.examples import Example
+from tests.tiny_model import CHECK_TEXTS, TOPICS, build_tiny_bundle, tiny_module
 from training import export
+from training.bases import packaged_base_model
+from training.quantize import (
+    IGNORE,
+    METHODS,
+    GateData,
+    QuantizationError,
+    SortedBatches,
+    labelled_rows,
+    open_session,
+    quantize,
+)
 
 
-def test_int8_below_the_agreement_gate_is_kept_but_not_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)  # no quantisation can pass this
-    bundle = Bundle.open(build_tiny_bundle(tmp_path / "bundle"))
-
-    report = bundle.manifest["export"]
-    assert bundle.served == "onnx-fp32"
-    assert set(report["int8_attempts"]) == set(export.INT8_METHODS), "every method is tried"
-    assert "agrees with fp32" in report["int8_not_served_because"]
-    assert bundle.has("model.int8.onnx"), "the closest int8 file stays for measurement"
-    assert not list(bundle.root.glob("*.model.int8.onnx")), "no candidate file is left behind"
-    assert InferenceEngine(bundle.root, backend="onnx-int8").predict(CHECK_TEXTS[:4])
-
-
-def test_first_int8_method_that_passes_is_served_when_not_slower(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 0.0)
-    bundle = Bundle.open(build_tiny_bundle(tmp_path / "bundle"))
-
-    report = bundle.manifest["export"]
-    assert list(report["int8_attempts"]) == [export.INT8_METHODS[0]], "stops at the first that passes"
-    assert report["int8_passed"] is True
-    faster = report["texts_per_s"]["onnx-int8"] >= report["texts_per_s"]["onnx-fp32"]
-    assert bundle.served == ("onnx-int8" if faster else "onnx-fp32")
-    assert ("int8_not_served_because" in report) is not faster
+def rows_labelled_by(bundle_dir: Path) -> GateData:
+    """CHECK_TEXTS labelled with the fp32 model's own answers: fp32 scores 1.0 on both heads."""
+    bundle = Bundle.open(bundle_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(bundle.path("tokenizer")))
+    topic, sentiment = SortedBatches.of(tokenizer, CHECK_TEXTS, 64).run(
+        open_session(bundle.path("model.onnx"))
+    )
+    examples = [
+        Example(text=text, topic=TOPICS[t], sentiment=SENTIMENTS[s])
+        for text, t, s in zip(CHECK_TEXTS, topic.argmax(1), sentiment.argmax(1), strict=True)
+    ]
+    return GateData(texts=list(CHECK_TEXTS), labelled=labelled_rows(examples, TOPICS, SENTIMENTS))
 
 
-def test_int8_that_passes_but_runs_slower_is_not_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    measure = export._onnx_outputs
+def reexport_with_speeds(bundle_dir: Path, gate: GateData, speeds: dict[str, float], monkeypatch) -> Bundle:
+    """Re-exports with each file's texts/s replaced by `speeds` (by candidate name, `fp32` for fp32)."""
+    measure = export._Bench.measure
 
-    def int8_at_half_speed(path: Path, batches: list) -> tuple:
-        outputs, speed = measure(path, batches)
-        return outputs, speed / 2 if "int8" in path.name else speed * 2
+    def measured(self: export._Bench, path: Path) -> tuple:
+        _, logits, figures = measure(self, path)
+        name = "fp32" if path.name == "model.onnx" else path.name.removeprefix("int8-").removesuffix(".onnx")
+        return speeds[name], logits, figures
 
-    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 0.0)
-    monkeypatch.setattr(export, "_onnx_outputs", int8_at_half_speed)
-    bundle = Bundle.open(build_tiny_bundle(tmp_path / "bundle"))
-
-    assert bundle.served == "onnx-fp32"
-    assert "passed its check but ran at" in bundle.manifest["export"]["int8_not_served_because"]
+    monkeypatch.setattr(export._Bench, "measure", measured)
+    return export.reexport(bundle_dir, gate)
 
 
-def test_blockwise_int8_agrees_with_fp32_closer_than_per_tensor(tmp_path: Path) -> None:
-    """Each method on its own, on the same tiny model: both load and run; block-wise is the closer."""
+def test_the_fastest_candidate_within_the_drop_is_served(tmp_path: Path, monkeypatch) -> None:
     root = build_tiny_bundle(tmp_path / "bundle")
-    tokenizer = AutoTokenizer.from_pretrained(str(root / "tokenizer"))
-    batches = export.encode_batches(tokenizer, CHECK_TEXTS, 64)
-    (fp32_topic, fp32_sentiment), _ = export._onnx_outputs(root / "model.onnx", batches)
-    error = {}
-    for method in export.INT8_METHODS:
+    speeds = {"fp32": 100.0} | {m: 150.0 for m in METHODS} | {"static-qdq": 300.0}
+
+    bundle = reexport_with_speeds(root, rows_labelled_by(root), speeds, monkeypatch)
+
+    report = bundle.manifest["export"]
+    assert report["gate"] == {
+        "by": "accuracy",
+        "labelled_rows": len(CHECK_TEXTS),
+        "max_drop_points": 0.5,
+        "min_agreement": None,
+    }
+    assert report["fp32"]["figures"]["topic"]["accuracy"] == 1.0
+    assert set(report["candidates"]) == set(METHODS), "every candidate is measured and recorded"
+    assert bundle.served == "onnx-int8" and report["int8_method"] == "static-qdq"
+    assert "static-qdq" in report["served_because"] and "fastest" in report["served_because"]
+    for candidate in report["candidates"].values():
+        assert set(candidate["figures"]) == {"topic", "sentiment"}
+        assert set(candidate["top1_agreement"]) == {"topic", "sentiment"}
+    assert not list(root.glob("int8-*.onnx")), "only the kept candidate stays, as model.int8.onnx"
+    assert InferenceEngine(root).backend.name == "onnx-int8"
+
+
+def test_a_candidate_that_loses_accuracy_fails_the_gate_whatever_its_speed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = build_tiny_bundle(tmp_path / "bundle")
+    other = build_tiny_bundle(tmp_path / "other", seed=7)  # a different network: answers differ
+    real_quantize = export.quantize
+
+    def blockwise_is_another_model(source: Path, target: Path, method: str, calibration=()) -> None:
+        if method == "blockwise":
+            shutil.copy(other / "model.onnx", target)
+        else:
+            real_quantize(source, target, method, calibration)
+
+    monkeypatch.setattr(export, "quantize", blockwise_is_another_model)
+    speeds = {"fp32": 100.0} | {m: 120.0 for m in METHODS} | {"blockwise": 900.0}
+    bundle = reexport_with_speeds(root, rows_labelled_by(root), speeds, monkeypatch)
+
+    blockwise = bundle.manifest["export"]["candidates"]["blockwise"]
+    assert not blockwise["passed"]
+    assert any("accuracy" in failure and "points" in failure for failure in blockwise["failures"])
+    assert blockwise["worst_drop"] > 0.005
+    assert bundle.manifest["export"]["int8_method"] != "blockwise", "the fastest failing one is not served"
+    assert bundle.served == "onnx-int8"
+
+
+def test_fp32_is_served_with_the_reasons_when_every_candidate_fails(tmp_path: Path) -> None:
+    root = build_tiny_bundle(tmp_path / "bundle")
+    gate = rows_labelled_by(root)
+    # Demanding a gain no quantisation makes on this tiny model: every candidate fails.
+    bundle = export.reexport(root, GateData(gate.texts, gate.labelled, max_drop=-0.5))
+
+    report = bundle.manifest["export"]
+    assert bundle.served == "onnx-fp32"
+    assert report["served_because"].startswith("no int8 candidate passed the gate")
+    for method in METHODS:
+        assert method in report["served_because"]
+    assert bundle.has("model.int8.onnx"), "the closest candidate stays, to measure or pick by hand"
+
+
+def test_int8_that_passes_but_runs_slower_is_not_served(tmp_path: Path, monkeypatch) -> None:
+    root = build_tiny_bundle(tmp_path / "bundle")
+    speeds = {"fp32": 500.0} | {m: 200.0 for m in METHODS}
+
+    bundle = reexport_with_speeds(root, rows_labelled_by(root), speeds, monkeypatch)
+
+    assert bundle.served == "onnx-fp32"
+    assert (
+        "passed the gate but ran at 200 texts/s against fp32's 500"
+        in bundle.manifest["export"]["served_because"]
+    )
+
+
+def test_without_labels_the_gate_is_agreement_with_fp32(tmp_path: Path) -> None:
+    bundle = Bundle.open(build_tiny_bundle(tmp_path / "bundle"))
+
+    report = bundle.manifest["export"]
+    assert report["gate"]["by"] == "agreement" and report["gate"]["min_agreement"] == 0.99
+    assert all(c["figures"] == {} for c in report["candidates"].values())
+    assert all(
+        c["passed"] == (min(c["top1_agreement"].values()) >= 0.99) for c in report["candidates"].values()
+    )
+
+
+def test_every_quantiser_failing_serves_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(source: Path, target: Path, method: str, calibration=()) -> None:
+        raise QuantizationError(f"{method}: unsupported graph")
+
+    monkeypatch.setattr(export, "quantize", broken)
+    bundle = Bundle.open(build_tiny_bundle(tmp_path / "bundle"))
+
+    assert bundle.served == "onnx-fp32"
+    assert bundle.manifest["export"]["served_because"] == "every int8 quantiser failed"
+    assert not bundle.has("model.int8.onnx")
+
+
+def test_each_method_writes_a_model_that_runs_and_static_needs_calibration(tmp_path: Path) -> None:
+    root = build_tiny_bundle(tmp_path / "bundle")
+    tokenizer = AutoTokenizer.from_pretrained(str(packaged_base_model()))
+    batches = SortedBatches.of(tokenizer, CHECK_TEXTS, 64)
+    for method in METHODS:
         target = tmp_path / f"{method}.onnx"
-        export.quantize_int8(root / "model.onnx", target, method)
-        (topic, sentiment), _ = export._onnx_outputs(target, batches)
-        error[method] = float(abs(topic - fp32_topic).max() + abs(sentiment - fp32_sentiment).max())
-    assert error["blockwise"] < error["dynamic"]
+        quantize(root / "model.onnx", target, method, batches.batches)
+        topic, sentiment = batches.run(open_session(target))
+        assert topic.shape == (len(CHECK_TEXTS), len(TOPICS)) and np.isfinite(sentiment).all()
+    with pytest.raises(QuantizationError, match="calibration"):
+        quantize(root / "model.onnx", tmp_path / "x.onnx", "static-qdq")
+    with pytest.raises(ValueError, match="known: dynamic-qint8"):
+        quantize(root / "model.onnx", tmp_path / "x.onnx", "int4")
+
+
+def test_labelled_rows_follow_the_model_label_order() -> None:
+    examples = [
+        Example(text="a", topic="macro", sentiment="positive"),
+        Example(text="b", topic="unknown-topic"),
+        Example(text="c", topic="legal", topics=("legal", "earnings"), sentiment="negative"),
+    ]
+    single = labelled_rows(examples, TOPICS, SENTIMENTS)
+    assert single.topic == [TOPICS.index("macro"), IGNORE, TOPICS.index("legal")]
+    assert single.sentiment == [SENTIMENTS.index("positive"), IGNORE, SENTIMENTS.index("negative")]
+    multi = labelled_rows(examples, TOPICS, SENTIMENTS, [0.5] * len(TOPICS))
+    assert multi.topic_matrix is not None
+    assert multi.topic_matrix[2].tolist() == [int(t in ("legal", "earnings")) for t in TOPICS]
+    assert not multi.topic_matrix[1].any()
+
+
+def test_a_module_that_no_longer_matches_its_onnx_file_is_refused(tmp_path: Path) -> None:
+    root = build_tiny_bundle(tmp_path / "bundle")
+    tokenizer = AutoTokenizer.from_pretrained(str(packaged_base_model()))
+    stranger = tiny_module(tokenizer.vocab_size, seed=99)
+    with pytest.raises(export.ExportError, match="differ from torch"):
+        export.check_fp32(stranger, root / "model.onnx", tokenizer, CHECK_TEXTS, 64)
