@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     backend: str = Field("auto", pattern="^(auto|onnx-int8|onnx-fp32|torch|torch-bf16)$")
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
     inference_batch: int = Field(32, ge=1)
+    inference_token_budget: int | None = Field(
+        None,
+        ge=0,
+        description="Padded tokens per model call (a long text then pads fewer short ones); 0 means no"
+        " budget; unset means 2048 on CPU and none on CUDA",
+    )
     max_length: int = Field(128, ge=8, le=512)
     threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
     watchlist: Path | None = Field(None, description="YAML or CSV of companies: id, name, tickers, aliases")

@@ -19,6 +19,9 @@ from inference.bundle import TOKENIZER_DIR, Bundle, BundleError
 
 log = logging.getLogger(__name__)
 
+# Padded tokens per model call on CPU: 32 texts of 64 tokens, or fewer of the longer ones.
+DEFAULT_TOKEN_BUDGET = 2048
+
 # Fixed texts every model must score sanely before it is allowed to serve.
 PROBE_TEXTS = (
     "Shares of the bank plunged after it missed earnings estimates and cut its dividend.",
@@ -68,6 +71,23 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
 
 
+def token_budget_batches(lengths: Sequence[int], batch_size: int, token_budget: int) -> list[list[int]]:
+    """Indices sorted by length, cut into calls of at most batch_size texts and, when token_budget > 0,
+    at most token_budget padded tokens (a call is padded to its longest text; a text longer than the
+    budget goes alone). Similar lengths travel together, so little compute goes to padding."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        too_wide = token_budget > 0 and (len(current) + 1) * lengths[i] > token_budget
+        if current and (len(current) == batch_size or too_wide):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def choose_topics(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Every topic at or above its threshold, and at least the most likely one (no row goes untopiced)."""
     chosen = probs >= thresholds
@@ -90,10 +110,14 @@ class InferenceEngine:
         batch_size: int = 32,
         max_length: int | None = None,
         threads: int = 0,
+        token_budget: int | None = None,
+        allow_unservable: bool = False,
     ) -> None:
         self.backend_name = backend
         self.device = device
         self.batch_size = batch_size
+        self.token_budget = token_budget
+        self.allow_unservable = allow_unservable  # to measure a bundle (eval, bench), never to serve it
         self.max_length = max_length
         self.threads = threads
         self._swap_lock = threading.Lock()
@@ -119,6 +143,9 @@ class InferenceEngine:
 
     def _load(self, bundle_dir: Path) -> LoadedModel:
         bundle = Bundle.open(bundle_dir)
+        if not bundle.servable and not self.allow_unservable:
+            because = bundle.manifest.get("not_servable_because", "its manifest says so")
+            raise BundleError(f"{bundle_dir}: not servable ({because})")
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(bundle.path(TOKENIZER_DIR)), use_fast=True)
             backend = open_backend(bundle, self.backend_name, self.device, self.threads)
@@ -173,6 +200,12 @@ class InferenceEngine:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
+    def budget_for(self, model: LoadedModel) -> int:
+        """Padded tokens per call: a GPU takes whole batches, a CPU pays for every padded token."""
+        if self.token_budget is not None:
+            return self.token_budget
+        return 0 if model.backend.device.startswith("cuda") else DEFAULT_TOKEN_BUDGET
+
     def _predict_with(self, model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
@@ -180,14 +213,13 @@ class InferenceEngine:
         encoded = model.tokenizer(
             list(texts), truncation=True, max_length=max_length, padding=False, return_attention_mask=False
         )["input_ids"]
-        # Sorting by length keeps texts of similar length together, so batches carry little padding.
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         pad_id = model.tokenizer.pad_token_id or 0
         topic_rows: list[np.ndarray | None] = [None] * len(texts)
         sentiment_rows: list[np.ndarray | None] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = max(len(encoded[i]) for i in chunk)
+        for chunk in token_budget_batches(
+            [len(ids) for ids in encoded], self.batch_size, self.budget_for(model)
+        ):
+            width = len(encoded[chunk[-1]])  # sorted by length: the last is the longest
             ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)
             for row, i in enumerate(chunk):

@@ -342,6 +342,7 @@ def load_models(settings: Settings) -> tuple[LanguageModels, dict[str, Path]]:
         "backend": settings.backend,
         "device": settings.device,
         "batch_size": settings.inference_batch,
+        "token_budget": settings.inference_token_budget,
         "threads": settings.threads,
     }
     folders = settings.language_models

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from inference import Bundle, BundleError, InferenceEngine
+from inference.engine import token_budget_batches
 from tests.tiny_model import build_tiny_bundle
 
 TEXTS = [
@@ -45,6 +48,47 @@ def test_batched_predictions_keep_input_order(tiny_bundle: Path) -> None:
     batched = probabilities(engine, TEXTS)
     one_by_one = np.vstack([probabilities(engine, [text]) for text in TEXTS])
     assert np.abs(batched - one_by_one).max() < 1e-4
+
+
+def test_a_long_text_no_longer_pads_the_short_ones() -> None:
+    lengths = [6] * 31 + [120]
+    batches = token_budget_batches(lengths, batch_size=32, token_budget=2048)
+    assert batches == [list(range(31)), [31]], "31 short texts together, the long one alone"
+    assert token_budget_batches(lengths, batch_size=32, token_budget=0) == [list(range(32))]
+
+
+@given(
+    lengths=st.lists(st.integers(1, 512), max_size=200),
+    batch_size=st.integers(1, 64),
+    budget=st.sampled_from([0, 64, 512, 2048]),
+)
+def test_token_budget_batches_cover_every_text_once_within_both_limits(
+    lengths: list[int], batch_size: int, budget: int
+) -> None:
+    batches = token_budget_batches(lengths, batch_size, budget)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        widths = [lengths[i] for i in batch]
+        assert widths == sorted(widths)
+        if budget and len(batch) > 1:
+            assert len(batch) * max(widths) <= budget
+
+
+def test_token_budget_changes_the_calls_not_the_answers(tiny_bundle: Path) -> None:
+    # fp32: dynamic int8 scales activations per call, so its answers move a little with the batch.
+    whole = probabilities(InferenceEngine(tiny_bundle, "onnx-fp32", batch_size=64, token_budget=0), TEXTS)
+    budgeted = InferenceEngine(tiny_bundle, "onnx-fp32", batch_size=64, token_budget=100)
+    calls: list[tuple[int, int]] = []
+    run = budgeted._model.backend
+
+    def counting(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(ids.shape)
+        return run(ids, mask)
+
+    object.__setattr__(budgeted._model, "backend", counting)
+    assert np.abs(probabilities(budgeted, TEXTS) - whole).max() < 1e-5
+    assert len(calls) > 1 and all(rows * width <= 100 or rows == 1 for rows, width in calls)
 
 
 def test_predictions_carry_labels_and_version(tiny_bundle: Path) -> None:
