@@ -1,8 +1,10 @@
 """`finsentry bench pipeline`: finsentry's stream against the consumer a user would write first.
 
 finsentry: the embedded stack (or running services), a real worker and the served model, on topics
-of its own. N events are produced as fast as Kafka takes them and timed until all are scored
-(latency: produce time to the scored record's broker time). Then alert latency: for each of a
+of its own. N events are produced as fast as Kafka takes them and timed until all are scored: the
+peak rate the worker sustains (a backlog's drain, so its latencies include queueing). Then N events
+paced at a fixed rate (asked, or a fraction of the peak) for the latency at that load (produce time
+to the scored record's broker time), and the worker's peak RSS. Then alert latency: for each of a
 few companies, the event that makes a count rule true is timed to its delivery at a local
 Slack-like receiver.
 
@@ -20,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from inference.bench import percentile
 from inference.bundle import ENCODER_DIR, TOKENIZER_DIR, Bundle
 
 ALERT_RULE_COUNT = 5
+PACING_TICK_S = 0.005  # a paced producer's shortest sleep: a flush per tick, not per message
 Progress = Callable[[str], None]
 
 
@@ -72,8 +76,20 @@ def bench_settings(settings: Settings, prefix: str, home: Path) -> Settings:
     )
 
 
+@dataclass(frozen=True)
+class Load:
+    """N events drained as a backlog for the peak rate, then N paced at `rate`, or at `fraction` x peak."""
+
+    events: int
+    rate: float | None = None
+    fraction: float = 0.5
+
+    def paced_rate(self, peak: float) -> float:
+        return self.rate if self.rate is not None else self.fraction * peak
+
+
 def run_pipeline_bench(
-    settings: Settings, texts: Sequence[str], events: int, naive_events: int, alerts: int, say: Progress
+    settings: Settings, texts: Sequence[str], load: Load, naive_events: int, alerts: int, say: Progress
 ) -> tuple[dict, dict]:
     """Both sides on one stack (started here unless running), finsentry first, then the naive one."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
@@ -84,7 +100,9 @@ def run_pipeline_bench(
         stack = LocalStack(settings, worker_log=home / "worker.log")
         try:
             stack.start()
-            ours = run_finsentry(settings, slack, texts, events, alerts, say)
+            ours = run_finsentry(settings, slack, texts, load, alerts, say)
+            # Read while the worker runs: the kernel's high-water mark goes with the process.
+            ours["worker_peak_rss_mib"] = peak_rss_mib(stack.worker_pid)
             stack.stop_processes()  # the worker's cores go to the naive consumer
             naive = run_naive(settings, Bundle.open(settings.model_dir), texts, naive_events, say)
         finally:
@@ -93,7 +111,7 @@ def run_pipeline_bench(
 
 
 def run_finsentry(
-    settings: Settings, slack: SlackStandIn, texts: Sequence[str], events: int, alerts: int, say: Progress
+    settings: Settings, slack: SlackStandIn, texts: Sequence[str], load: Load, alerts: int, say: Progress
 ) -> dict:
     prefix = settings.redis_prefix  # unique to this run, like its topics
     consumer = KafkaConsumer(
@@ -105,34 +123,135 @@ def run_finsentry(
     )
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     _await_scored(producer, consumer, settings.topic_news, "probe", 120)
-    say(f"finsentry: {events} events through the worker")
-    sent_at: dict[str, float] = {}
+    say(f"finsentry: {load.events} events through the worker, as fast as Kafka takes them")
+    result = drain_run(_Run(producer, settings.topic_news, texts, prefix), consumer, load.events)
+    rate = load.paced_rate(result["events_per_s"])
+    say(f"finsentry: {load.events} events at {rate:,.1f}/s")
+    paced_events = _Run(producer, settings.topic_news, texts, f"{prefix}-paced")
+    result["at_load"] = paced_run(paced_events, consumer, load.events, rate)
+    say(f"finsentry: {alerts} alerts, each timed from its triggering event to delivery")
+    alert_ms = time_alerts(producer, slack, settings.topic_news, prefix, texts, alerts)
+    consumer.close()
+    producer.close()
+    return result | {
+        "alerts_delivered": len(alert_ms),
+        "alert_p50_ms": round(percentile(alert_ms, 0.5), 1) if alert_ms else None,
+        "alert_p99_ms": round(percentile(alert_ms, 0.99), 1) if alert_ms else None,
+    }
+
+
+class _Run:
+    """One timed run's events, with ids of their own, and the wall time each was sent."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, texts: Sequence[str], prefix: str):
+        self.producer, self.topic, self.texts, self.prefix = producer, topic, texts, prefix
+        self.sent_at: dict[str, float] = {}
+
+    def send(self, i: int) -> None:
+        event_id = f"{self.prefix}-{i}"
+        self.producer.send(
+            self.topic, key=event_id.encode(), value=_event(event_id, self.texts[i % len(self.texts)])
+        )
+        self.sent_at[event_id] = time.time()  # wall time: it is compared with broker timestamps
+
+    def scored_at(self, consumer: KafkaConsumer, timeout: float) -> dict[str, float]:
+        """Broker time (s) of each sent event's scored record, until all are in or the timeout passes."""
+        scored: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(scored) < len(self.sent_at) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                for record in batch:
+                    event_id = json.loads(record.value)["id"]
+                    if event_id in self.sent_at:
+                        scored.setdefault(event_id, record.timestamp / 1000)
+        return scored
+
+    def latency_ms(self, scored: dict[str, float]) -> dict[str, float]:
+        values = [(at - self.sent_at[i]) * 1000 for i, at in scored.items()]
+        quantiles = {f"p{q}_ms": round(percentile(values, q / 100), 1) for q in (50, 90, 99)}
+        return quantiles | {"max_ms": round(max(values), 1)}
+
+
+def drain_run(run: _Run, consumer: KafkaConsumer, events: int) -> dict:
+    """A backlog of N events, produced at once and timed until all are scored: the peak rate."""
     started = time.time()
     for i in range(events):
-        event_id = f"{prefix}-{i}"
-        producer.send(
-            settings.topic_news, key=event_id.encode(), value=_event(event_id, texts[i % len(texts)])
-        )
-        sent_at[event_id] = time.time()
-    producer.flush()
-    latencies: dict[str, float] = {}
-    while len(latencies) < events and time.time() - started < 900:
-        for batch in consumer.poll(timeout_ms=500).values():
-            for record in batch:
-                event_id = json.loads(record.value)["id"]
-                if event_id in sent_at:
-                    latencies.setdefault(event_id, record.timestamp / 1000 - sent_at[event_id])
-    seconds = max(latency + sent_at[i] for i, latency in latencies.items()) - started
-    say(f"finsentry: {alerts} alerts, each timed from its triggering event to delivery")
+        run.send(i)
+    run.producer.flush()
+    scored = run.scored_at(consumer, 900)
+    seconds = max(scored.values()) - started
+    return {
+        "events": len(scored),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(scored) / seconds, 1),
+        **run.latency_ms(scored),
+    }
+
+
+def paced_run(run: _Run, consumer: KafkaConsumer, events: int, rate: float) -> dict:
+    """N events at `rate`: the produce -> scored latency of a worker that is not behind a backlog."""
+    sent = paced(events, rate, run.send, run.producer.flush)
+    scored = run.scored_at(consumer, 900)
+    return {
+        "rate": round(rate, 1),
+        "events": len(scored),
+        "produce_seconds": round(sent[-1] - sent[0], 3),
+        "produced_per_s": round(_per_s(len(sent), sent[-1] - sent[0]), 1),
+        "scored_per_s": round(_per_s(len(scored), max(scored.values()) - min(scored.values())), 1),
+        **run.latency_ms(scored),
+    }
+
+
+def _per_s(count: int, span: float) -> float:
+    """Events per second from the first to the last; broker times are whole milliseconds, hence the floor."""
+    return (count - 1) / max(span, 0.001)
+
+
+def paced(
+    count: int,
+    rate: float,
+    send: Callable[[int], None],
+    flush: Callable[[], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    tick: float = PACING_TICK_S,
+) -> list[float]:
+    """send(i) for i < count, each at start + i / rate on `clock` and never earlier; returns when each
+    was sent. Behind schedule, the events already due go out at once. One flush per wake-up, a tick
+    apart at least, rather than one per message: so the producer keeps up with thousands a second."""
+    start = clock()
+    sent: list[float] = []
+    while len(sent) < count:
+        woke = clock()
+        while len(sent) < count and start + len(sent) / rate <= woke:
+            send(len(sent))
+            sent.append(clock())
+        flush()
+        if len(sent) < count:
+            delay = max(start + len(sent) / rate, woke + tick) - clock()
+            if delay > 0:
+                sleep(delay)
+    return sent
+
+
+def time_alerts(
+    producer: KafkaProducer,
+    slack: SlackStandIn,
+    topic: str,
+    prefix: str,
+    texts: Sequence[str],
+    alerts: int,
+) -> list[float]:
+    """For each of a few companies, ms from the event that makes the count rule true to its delivery."""
     alert_ms = []
     for k in range(alerts):
         entity = f"{prefix}-company-{k}"
         for j in range(ALERT_RULE_COUNT - 1):
-            producer.send(settings.topic_news, _event(f"{entity}-{j}", texts[j], entity))
+            producer.send(topic, _event(f"{entity}-{j}", texts[j], entity))
         producer.flush()
         time.sleep(1.5)  # the rule is one event short: let the worker see these first
         delivered = len(slack.accepted)
-        producer.send(settings.topic_news, _event(f"{entity}-last", texts[0], entity))
+        producer.send(topic, _event(f"{entity}-last", texts[0], entity))
         producer.flush()
         triggered = time.monotonic()
         deadline = triggered + 30
@@ -140,19 +259,19 @@ def run_finsentry(
             time.sleep(0.01)
         if len(slack.accepted) > delivered:
             alert_ms.append((slack.accepted_at[delivered] - triggered) * 1000)
-    consumer.close()
-    producer.close()
-    values = [v * 1000 for v in latencies.values()]
-    return {
-        "events": len(latencies),
-        "seconds": round(seconds, 2),
-        "events_per_s": round(len(latencies) / seconds, 1),
-        "p50_ms": round(percentile(values, 0.5), 1),
-        "p99_ms": round(percentile(values, 0.99), 1),
-        "alerts_delivered": len(alert_ms),
-        "alert_p50_ms": round(percentile(alert_ms, 0.5), 1) if alert_ms else None,
-        "alert_p99_ms": round(percentile(alert_ms, 0.99), 1) if alert_ms else None,
-    }
+    return alert_ms
+
+
+def peak_rss_mib(pid: int | None) -> float | None:
+    """A process's peak resident memory (VmHWM, kept by the kernel), or None without the process or /proc."""
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    return round(kib / 1024, 1) if kib is not None else None
 
 
 def _await_scored(

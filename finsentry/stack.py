@@ -87,6 +87,12 @@ class LocalStack:
                 )
             )
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The stream worker's process id while it runs (to measure it), else None."""
+        workers = (p for p in self._processes if p.args[3:] == ["worker"] and p.poll() is None)
+        return next((p.pid for p in workers), None)
+
     def wait(self) -> None:
         """Blocks until a process exits (or forever without one); Ctrl-C ends it."""
         while all(p.poll() is None for p in self._processes):
