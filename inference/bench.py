@@ -78,7 +78,7 @@ def run_bench(
         engine = InferenceEngine(
             bundle_dir, backend=name, device=device, threads=threads, allow_unservable=True
         )
-        tokens = engine.tokenizer(list(texts), truncation=True, max_length=bundle.max_length)["input_ids"]
+        tokens = engine.tokenizer.encode(texts, bundle.max_length)
         mean_tokens = statistics.mean(len(t) for t in tokens)
         for batch_size in batch_sizes:
             engine.batch_size = batch_size

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from inference.backends import Backend, open_backend
 from inference.bundle import TOKENIZER_DIR, Bundle, BundleError
+from inference.tokenizer import TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Prediction:
 @dataclass(frozen=True)
 class LoadedModel:
     bundle: Bundle
-    tokenizer: PreTrainedTokenizerBase
+    tokenizer: TextEncoder
     backend: Backend
 
     @property
@@ -138,7 +138,7 @@ class InferenceEngine:
         return self._model.bundle
 
     @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
+    def tokenizer(self) -> TextEncoder:
         return self._model.tokenizer
 
     def _load(self, bundle_dir: Path) -> LoadedModel:
@@ -147,7 +147,7 @@ class InferenceEngine:
             because = bundle.manifest.get("not_servable_because", "its manifest says so")
             raise BundleError(f"{bundle_dir}: not servable ({because})")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(bundle.path(TOKENIZER_DIR)), use_fast=True)
+            tokenizer = TextEncoder(bundle.path(TOKENIZER_DIR))
             backend = open_backend(bundle, self.backend_name, self.device, self.threads)
         except (OSError, ValueError, RuntimeError) as exc:
             raise BundleError(f"{bundle_dir}: cannot load ({exc})") from exc
@@ -210,10 +210,8 @@ class InferenceEngine:
         if not texts:
             return []
         max_length = self.max_length or model.bundle.max_length
-        encoded = model.tokenizer(
-            list(texts), truncation=True, max_length=max_length, padding=False, return_attention_mask=False
-        )["input_ids"]
-        pad_id = model.tokenizer.pad_token_id or 0
+        encoded = model.tokenizer.encode(texts, max_length)
+        pad_id = model.tokenizer.pad_id
         topic_rows: list[np.ndarray | None] = [None] * len(texts)
         sentiment_rows: list[np.ndarray | None] = [None] * len(texts)
         for chunk in token_budget_batches(

@@ -13,7 +13,7 @@ from foundation.language import text_language
 from inference import InferenceEngine, Prediction
 from labels.examples import Example
 from training.metrics import classification_report, multilabel_report
-from training.train import unk_rate, warn_if_unknown
+from training.train import warn_if_unknown
 
 
 def evaluate_bundle(
@@ -55,7 +55,7 @@ def evaluate_bundle(
                 [index[t] for t, _ in rows], [index[g] for _, g in rows], labels
             )
     reports = {k: v for k, v in reports.items() if v is not None}
-    reports["unk_rate"] = unk_rate(engine.tokenizer, texts)
+    reports["unk_rate"] = engine.tokenizer.unk_rate(texts, engine.bundle.max_length)
     warn_if_unknown(reports["unk_rate"], "eval")
     reports["model_version"] = engine.version
     reports["backend"] = engine.backend.name

@@ -13,14 +13,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from inference.engine import choose_topics, sigmoid
-from labels.examples import Example
 from training.metrics import classification_report, multilabel_report
+
+if TYPE_CHECKING:  # only a type here: importing labels would pull in the label store's database
+    from labels.examples import Example
 
 log = logging.getLogger(__name__)
 

@@ -131,15 +131,27 @@ def bench_inference(
         results += run_mixed_bench(router, stream, sizes, seconds)
         router.close()
         sources.append(f"mixed: {len(stream)} texts, {zh_share:.0%} Chinese, routed by script")
+    from inference.bundle import Bundle
+    from inference.machine import cpu_summary
+
+    served = {language: Bundle.open(bundle, verify=False).served for language, bundle in folders.items()}
+    machine = {"cpu": cpu_summary(), "threads": threads or "runtime default", "served": served}
     if as_json:
-        print(json.dumps({"texts": sources, "results": [r.as_dict() for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {"texts": sources, "machine": machine, "results": [r.as_dict() for r in results]}, indent=2
+            )
+        )
         return
     baseline = {
         (r.language, r.batch_size): r.texts_per_s
         for r in results
         if r.backend == "torch-fp32" and r.device == "cpu"
     }
-    table = Table(title="inference: texts/s (higher is better), latency per call")
+    table = Table(
+        title="inference: texts/s (higher is better), latency per call",
+        caption=f"{machine['cpu']}; model threads: {machine['threads']}; * the bundle's served backend",
+    )
     columns = (
         "language",
         "backend",
@@ -156,9 +168,10 @@ def bench_inference(
     for r in results:
         base = baseline.get((r.language, r.batch_size))
         ratio = r.texts_per_s / base if base else None
+        is_served = r.device == "cpu" and served.get(r.language, served.get("")) == r.backend
         table.add_row(
             r.language or "-",
-            r.backend,
+            r.backend + (" *" if is_served else ""),
             r.device,
             str(r.batch_size),
             f"{r.mean_tokens:.0f}",

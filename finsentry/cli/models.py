@@ -66,6 +66,9 @@ def train(
         bool, typer.Option(help="Add the corpus's unknown characters to the vocabulary")
     ] = False,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the single-label heads")] = 0.0,
+    class_weights: Annotated[
+        bool, typer.Option(help="Weigh rare classes up in the single-label losses (square-root damped)")
+    ] = True,
     layer_decay: Annotated[
         float, typer.Option(help="Learning rate x this per encoder layer going down (1: no decay)")
     ] = 1.0,
@@ -99,6 +102,7 @@ def train(
         base=base,
         language=language or base.get("language"),
         label_smoothing=label_smoothing,
+        class_weights=class_weights,
         layer_decay=layer_decay,
         out=out,
         epochs=epochs,
@@ -153,6 +157,7 @@ def distill(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
     """Distil a bundle into a student with fewer layers, on the teacher's logits and the labels."""
+    from training.data import deduplicate
     from training.distill import DistillConfig, DistillError
     from training.distill import distill as run_distill
 
@@ -172,7 +177,8 @@ def distill(
         progress=not as_json,
     )
     try:
-        result = run_distill(load_sets(data, *columns), load_sets(valid, *columns), config)
+        train_set, _ = deduplicate(load_sets(data, *columns))
+        result = run_distill(train_set, load_sets(valid, *columns), config)
     except DistillError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if as_json:

@@ -88,6 +88,18 @@ def test_high_unk_rate_warns_and_vocabulary_extension_fixes_it(
     assert any("[UNK]" in r.getMessage() for r in caplog.records)
 
 
+def test_vocabulary_extension_leaves_letters_the_normaliser_knows(tiny_base: Path) -> None:
+    """'A' and 'é' are not in a lower-cased vocabulary but encode as 'a' and 'e': added as tokens, they
+    would split every word that holds them ('Apple' -> 'a', 'pp', ...)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
+    before = tokenizer.tokenize("Apple café")
+    added = extend_vocabulary(tokenizer, ["Apple café A股 暴跌"])
+    assert set(added) <= {"股", "暴", "跌"} and "A" not in added and "é" not in added
+    assert tokenizer.tokenize("Apple café") == before
+
+
 def test_label_maps_columns_and_split(tmp_path: Path) -> None:
     csv_file = tmp_path / "sent.csv"
     csv_file.write_text("text,label\nStocks rally,1\nStocks slump,0\nStocks rally,0\n")
