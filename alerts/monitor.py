@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -26,13 +26,20 @@ def default_rules() -> list[Rule]:
 
 class AlertMonitor:
     def __init__(
-        self, windows: WindowStore, rules: Sequence[Rule], engine: Engine, rules_file: Path | None = None
+        self,
+        windows: WindowStore,
+        rules: Sequence[Rule],
+        engine: Engine,
+        rules_file: Path | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.evaluator = RuleEvaluator(windows, rules)
         self.rules_file = rules_file
         self._rules_mtime = rules_file.stat().st_mtime if rules_file else None
+        # A replay runs on event time: its clock, not the wall's, picks the evidence's window.
+        self.clock = clock
         self.lifecycle = AlertLifecycle(
-            engine, evidence=lambda key, window_s: windows.evidence(key, window_s, time.time())
+            engine, evidence=lambda key, window_s: windows.evidence(key, window_s, self.clock())
         )
 
     def check(self, scope_keys: Iterable[str], now: float | None = None) -> list[Transition]:
@@ -41,7 +48,7 @@ class AlertMonitor:
         SQL is touched only when some rule holds; alerts whose rule stopped holding are moved on by
         `tick`, so a quiet batch costs Redis reads and nothing else.
         """
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         evaluations = self.evaluator.evaluate(scope_keys, now)
         if not any(e.active for e in evaluations):
             return []
@@ -53,7 +60,7 @@ class AlertMonitor:
         open_keys = self.lifecycle.open_scope_keys()
         if not open_keys:
             return []
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         return self.lifecycle.apply(self.evaluator.evaluate(open_keys, now), _utc(now))
 
     def reload_rules_if_changed(self) -> bool:

@@ -25,3 +25,5 @@ def test_each_language_and_the_mixed_stream_are_measured_side_by_side(tmp_path: 
     assert len(rows["mixed"]["backend"].split("+")) == 2, "the mix runs each language's served backend"
     assert all(r["texts_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in rows.values())
     assert any("Chinese" in line for line in report["texts"])
+    assert " cores, " in report["machine"]["cpu"], "every speed figure comes with the CPU it ran on"
+    assert set(report["machine"]["served"]) == {"en", "zh"}
