@@ -61,6 +61,35 @@ return {counted, duplicates, late}
 """.replace("EVIDENCE_KEPT", str(EVIDENCE_KEPT))
 
 
+# Sums a key's buckets per window inside Redis: one call instead of one HGETALL per bucket, which
+# costs the evaluator far more in the client than in Redis. The score sum goes back as %.17g text,
+# which reads back as the same float; buckets are summed oldest first, as the client summed them.
+READ_SCRIPT = """
+local prefix, keys = ARGV[1], cjson.decode(ARGV[2])
+local starts, sizes = cjson.decode(ARGV[3]), cjson.decode(ARGV[4])
+local out = {}
+for _, key in ipairs(keys) do
+  local i = 1
+  for _, size in ipairs(sizes) do
+    local count, negative, neutral, positive, score = 0, 0, 0, 0, 0.0
+    for _ = 1, size do
+      local f = redis.call('HMGET', prefix .. ':w:' .. key .. ':' .. starts[i], 'count', 'negative',
+        'neutral', 'positive', 'score')
+      count = count + (tonumber(f[1]) or 0)
+      negative = negative + (tonumber(f[2]) or 0)
+      neutral = neutral + (tonumber(f[3]) or 0)
+      positive = positive + (tonumber(f[4]) or 0)
+      if f[5] then score = score + tonumber(f[5]) end
+      i = i + 1
+    end
+    for _, v in ipairs({count, negative, neutral, positive}) do out[#out + 1] = string.format('%d', v) end
+    out[#out + 1] = string.format('%.17g', score)
+  end
+end
+return out
+"""
+
+
 @dataclass(frozen=True)
 class WindowEvent:
     id: str
@@ -120,6 +149,7 @@ class WindowStore:
         self.retention_s = retention_s
         self.lateness_s = lateness_s
         self._record = client.register_script(RECORD_SCRIPT)
+        self._read = client.register_script(READ_SCRIPT)
 
     def record(self, events: Sequence[WindowEvent]) -> RecordResult:
         if not events:
@@ -148,21 +178,16 @@ class WindowStore:
         """For each key, `periods` consecutive windows ending at now, oldest first, in one pipeline."""
         starts = self.buckets(window_s * periods, now)
         per_window = max(1, len(starts) // periods)
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            for start in starts:
-                pipe.hgetall(f"{self.prefix}:w:{key}:{start}")
-        replies = pipe.execute()
-        series: dict[str, list[WindowFigures]] = {}
-        for i, key in enumerate(keys):
-            rows = replies[i * len(starts) : (i + 1) * len(starts)]
-            # The newest window gets exactly its buckets; any remainder falls to the oldest one.
-            cut = len(rows) - per_window * (periods - 1)
-            groups = [rows[:cut]] + [
-                rows[cut + j * per_window : cut + (j + 1) * per_window] for j in range(periods - 1)
-            ]
-            series[key] = [_sum(group) for group in groups]
-        return series
+        # The newest window gets exactly its buckets; any remainder falls to the oldest one.
+        sizes = [len(starts) - per_window * (periods - 1)] + [per_window] * (periods - 1)
+        if not keys:
+            return {}
+        reply = self._read(args=[self.prefix, json.dumps(list(keys)), json.dumps(starts), json.dumps(sizes)])
+        figures = [
+            WindowFigures(int(c), int(neg), int(neu), int(pos), float(score))
+            for c, neg, neu, pos, score in zip(*[iter(reply)] * 5, strict=True)
+        ]
+        return {key: figures[i * periods : (i + 1) * periods] for i, key in enumerate(keys)}
 
     def read_many(self, keys: Sequence[str], window_s: int, now: float) -> dict[str, WindowFigures]:
         return {key: figures[-1] for key, figures in self.read_series(keys, window_s, 1, now).items()}
@@ -175,13 +200,3 @@ class WindowStore:
         items = [json.loads(raw) for raw in self.client.lrange(f"{self.prefix}:ev:{key}", 0, -1)]
         recent = [i for i in items if now - window_s < i.pop("t") <= now]
         return sorted(recent, key=lambda i: -float(i.get("negative", 0)))[:top]
-
-
-def _sum(replies: Sequence[dict[bytes, bytes]]) -> WindowFigures:
-    totals = {"count": 0, "negative": 0, "neutral": 0, "positive": 0}
-    score = 0.0
-    for reply in replies:
-        for name in totals:
-            totals[name] += int(reply.get(name.encode(), 0))
-        score += float(reply.get(b"score", 0.0))
-    return WindowFigures(score_sum=score, **totals)
