@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from finsentry.cli import base, bench, feed, labels, models, processes, registry, rules, silence, users
+from finsentry.cli import (
+    backtest,
+    base,
+    bench,
+    feed,
+    labels,
+    models,
+    processes,
+    registry,
+    rules,
+    silence,
+    users,
+)
 from foundation import logs
 from foundation.settings import get_settings
 
@@ -43,6 +55,7 @@ app.add_typer(base.app, name="base")
 app.add_typer(bench.app, name="bench")
 app.add_typer(silence.app, name="silence")
 app.add_typer(rules.app, name="rules")
+app.add_typer(backtest.app, name="backtest")
 app.add_typer(labels.app, name="label")
 app.add_typer(registry.app, name="model")
 app.add_typer(users.app, name="user")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from foundation.settings import Settings
 from labels.examples import Example
+
+if TYPE_CHECKING:
+    import redis
 
 console = Console(stderr=True)
 
@@ -102,3 +109,31 @@ def print_reports(reports: dict, title: str) -> None:
             for label, row in zip(labels, report["confusion_matrix"], strict=True):
                 matrix.add_row(label, *map(str, row))
             console.print(matrix)
+
+
+@contextmanager
+def redis_for_tests(settings: Settings) -> Iterator[redis.Redis]:
+    """The configured Redis (FINSENTRY_REDIS_URL) when it is given and answers, else a throwaway one.
+
+    Rule tests and backtests write only under Redis prefixes of their own and delete them afterwards.
+    """
+    import redis
+
+    from finsentry.services.redis import RedisServer
+
+    if "redis_url" in settings.model_fields_set:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        try:
+            client.ping()
+        except (redis.ConnectionError, redis.TimeoutError):
+            console.print(f"Redis at {settings.redis_url} does not answer; starting a throwaway one")
+        else:
+            yield client
+            return
+    with tempfile.TemporaryDirectory(prefix="finsentry-rules-test-") as data:
+        server = RedisServer(Path(data))
+        server.start()
+        try:
+            yield redis.Redis.from_url(server.url)
+        finally:
+            server.stop()

@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from finsentry.cli.options import console
-from foundation.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    import redis
+from finsentry.cli.options import console, redis_for_tests
+from foundation.settings import get_settings
 
 app = typer.Typer(help="Alert rules: test them against synthetic events.", no_args_is_help=True)
 
@@ -50,31 +45,3 @@ def rules_test(
     print(json.dumps(json_report(suite, results), indent=2) if as_json else text_report(results))
     if not all(r.passed for r in results):
         raise typer.Exit(1)
-
-
-@contextmanager
-def redis_for_tests(settings: Settings) -> Iterator[redis.Redis]:
-    """The configured Redis (FINSENTRY_REDIS_URL) when it is given and answers, else a throwaway one.
-
-    The tests write only under prefixes of their own and delete them afterwards.
-    """
-    import redis
-
-    from finsentry.services.redis import RedisServer
-
-    if "redis_url" in settings.model_fields_set:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-        try:
-            client.ping()
-        except (redis.ConnectionError, redis.TimeoutError):
-            console.print(f"Redis at {settings.redis_url} does not answer; starting a throwaway one")
-        else:
-            yield client
-            return
-    with tempfile.TemporaryDirectory(prefix="finsentry-rules-test-") as data:
-        server = RedisServer(Path(data))
-        server.start()
-        try:
-            yield redis.Redis.from_url(server.url)
-        finally:
-            server.stop()
