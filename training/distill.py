@@ -32,6 +32,7 @@ from training.quantize import MAX_DROP
 from training.train import (
     IGNORE,
     BestEpoch,
+    TopicLoss,
     TopicTargets,
     TrainingError,
     collate,
@@ -40,6 +41,7 @@ from training.train import (
     export_gate,
     make_batches,
     predict_logits,
+    topic_loss_fn,
     topic_targets,
     topic_thresholds,
 )
@@ -133,20 +135,13 @@ def soft_loss(
 
 def hard_loss(
     logits: tuple[torch.Tensor, torch.Tensor],
+    topic_loss: TopicLoss,
     topic_y: TopicTargets,
     sentiment_y: Sequence[int],
     rows: list[int],
 ) -> torch.Tensor:
-    loss = torch.zeros(())
-    if topic_y.matrix is not None:
-        labelled = [r for r, i in enumerate(rows) if topic_y.matrix[i].any()]
-        if labelled:
-            truth = torch.from_numpy(topic_y.matrix[[rows[r] for r in labelled]])
-            loss = loss + F.binary_cross_entropy_with_logits(logits[0][labelled, : truth.shape[1]], truth)
-    else:
-        t_y = torch.tensor([topic_y.index[i] for i in rows])
-        if (t_y != IGNORE).any():
-            loss = loss + F.cross_entropy(logits[0], t_y, ignore_index=IGNORE)
+    """The labels' loss: the training loop's masked topic loss plus cross-entropy on labelled sentiments."""
+    loss = topic_loss(logits[0], topic_y, rows)
     s_y = torch.tensor([sentiment_y[i] for i in rows])
     if (s_y != IGNORE).any():
         loss = loss + F.cross_entropy(logits[1], s_y, ignore_index=IGNORE)
@@ -199,6 +194,8 @@ def distill(
     train_topic, train_sentiment = topic_targets(train_set, topic_index, multi_label), sentiments(train_set)
     valid_topic, valid_sentiment = topic_targets(valid_set, topic_index, multi_label), sentiments(valid_set)
     pad_id = tokenizer.pad_token_id or 0
+    # The labels' topic loss, unweighted: the soft targets already carry the teacher's view of rare classes.
+    topic_loss = topic_loss_fn(train_topic, len(topic_labels), 0.0, weighted=False)
 
     # The teacher's logits, once: every epoch reads them instead of running the teacher again.
     log.info("teacher logits", extra={"rows": len(train_ids), "teacher": bundle.version})
@@ -230,7 +227,7 @@ def distill(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
     )
 
-    best, history, step = BestEpoch(config.patience), [], 0
+    best, step = BestEpoch(config.patience), 0
     progress = epoch_progress(config.progress)
     with progress:
         for epoch in range(1, config.epochs + 1):
@@ -244,7 +241,7 @@ def distill(
                     logits[1], soft_sentiment[rows], config.temperature, False
                 )
                 loss = config.alpha * soft + (1 - config.alpha) * hard_loss(
-                    logits, train_topic, train_sentiment, rows
+                    logits, topic_loss, train_topic, train_sentiment, rows
                 )
                 if not torch.isfinite(loss):
                     raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, batch {n}")
@@ -265,11 +262,7 @@ def distill(
                     break
 
             report = evaluate(student, valid_ids, valid_topic, valid_sentiment, topic_labels, pad_id, False)
-            history.append({"epoch": epoch, "train_loss": running, "valid_score": report["score"]})
-            log.info(
-                "epoch done", extra={"epoch": epoch, "loss": round(running, 4), "valid": report["score"]}
-            )
-            if best.stop_after(epoch, report["score"], student):
+            if best.stop_after(epoch, running, report["score"], student):
                 break
             if config.max_steps and step >= config.max_steps:
                 break
@@ -288,7 +281,7 @@ def distill(
         "teacher_valid": teacher_report,
         "student_gate": {"max_drop_points": 100 * config.max_drop, "failures": failures},
         "best_epoch": best.epoch,
-        "history": history,
+        "history": best.history,
         "train_seconds": round(seconds, 1),
         "peak_rss_mib": round(peak_rss_mib, 1),
         "rows": {"train": len(train_set), "valid": len(valid_set)},

@@ -308,11 +308,13 @@ def epoch_progress(enabled: bool) -> Progress:
 
 
 class BestEpoch:
-    """Keeps the weights of the best-scoring epoch and says when `patience` epochs brought nothing better."""
+    """Keeps the weights of the best-scoring epoch and the history, and says when `patience` epochs
+    brought nothing better."""
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
         self.score, self.epoch = -1.0, 0
+        self.history: list[dict[str, float]] = []
         self._state: dict[str, torch.Tensor] | None = None
 
     @property
@@ -320,7 +322,9 @@ class BestEpoch:
         assert self._state is not None, "no epoch was scored"
         return self._state
 
-    def stop_after(self, epoch: int, score: float, module: torch.nn.Module) -> bool:
+    def stop_after(self, epoch: int, loss: float, score: float, module: torch.nn.Module) -> bool:
+        self.history.append({"epoch": epoch, "train_loss": loss, "valid_score": score})
+        log.info("epoch done", extra={"epoch": epoch, "loss": round(loss, 4), "valid": score})
         if score > self.score:
             self.score, self.epoch, self._state = score, epoch, copy.deepcopy(module.state_dict())
             return False
@@ -435,7 +439,7 @@ def train(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
     )
 
-    best, history, step = BestEpoch(config.patience), [], 0
+    best, step = BestEpoch(config.patience), 0
     progress = epoch_progress(config.progress)
     with progress:
         for epoch in range(1, config.epochs + 1):
@@ -479,11 +483,7 @@ def train(
                     break
 
             report = evaluate(module, valid_ids, valid_topic, valid_sentiment, topic_labels, pad_id, bf16)
-            history.append({"epoch": epoch, "train_loss": running, "valid_score": report["score"]})
-            log.info(
-                "epoch done", extra={"epoch": epoch, "loss": round(running, 4), "valid": report["score"]}
-            )
-            if best.stop_after(epoch, report["score"], module):
+            if best.stop_after(epoch, running, report["score"], module):
                 break
             if config.max_steps and step >= config.max_steps:
                 break
@@ -504,7 +504,7 @@ def train(
         if test_ids
         else {},
         "best_epoch": best.epoch,
-        "history": history,
+        "history": best.history,
         "unk_rate": {"before_extension": unk_before, "after_extension": unk_after},
         "vocab_added": len(added),
         "train_seconds": round(seconds, 1),
