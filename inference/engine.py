@@ -88,6 +88,16 @@ def token_budget_batches(lengths: Sequence[int], batch_size: int, token_budget: 
     return batches
 
 
+def pad_batch(rows: Sequence[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, padded to the longest row."""
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for k, row in enumerate(rows):
+        ids[k, : len(row)], mask[k, : len(row)] = row, 1
+    return ids, mask
+
+
 def choose_topics(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Every topic at or above its threshold, and at least the most likely one (no row goes untopiced)."""
     chosen = probs >= thresholds
@@ -217,12 +227,7 @@ class InferenceEngine:
         for chunk in token_budget_batches(
             [len(ids) for ids in encoded], self.batch_size, self.budget_for(model)
         ):
-            width = len(encoded[chunk[-1]])  # sorted by length: the last is the longest
-            ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                ids[row, : len(encoded[i])] = encoded[i]
-                mask[row, : len(encoded[i])] = 1
+            ids, mask = pad_batch([encoded[i] for i in chunk], pad_id)
             topic_logits, sentiment_logits = model.backend(ids, mask)
             topic_probs = sigmoid(topic_logits) if model.bundle.multi_label else softmax(topic_logits)
             sentiment_probs = softmax(sentiment_logits)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from inference.engine import choose_topics, sigmoid
+from inference.engine import choose_topics, pad_batch, sigmoid, token_budget_batches
 from training.metrics import classification_report, multilabel_report
 
 if TYPE_CHECKING:  # only a type here: importing labels would pull in the label store's database
@@ -223,18 +223,10 @@ class SortedBatches:
         cls, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, batch_size: int = 32
     ) -> SortedBatches:
         ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        chunks = token_budget_batches([len(row) for row in ids], batch_size, token_budget=0)
         pad_id = tokenizer.pad_token_id or 0
-        batches = []
-        for start in range(0, len(order), batch_size):
-            rows = [ids[i] for i in order[start : start + batch_size]]
-            width = max(len(r) for r in rows)
-            batch = np.full((len(rows), width), pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for k, r in enumerate(rows):
-                batch[k, : len(r)], mask[k, : len(r)] = r, 1
-            batches.append((batch, mask))
-        return cls(batches, order)
+        batches = [pad_batch([ids[i] for i in chunk], pad_id) for chunk in chunks]
+        return cls(batches, [i for chunk in chunks for i in chunk])
 
     def run(self, session: Any) -> tuple[np.ndarray, np.ndarray]:
         """Both heads' logits in the texts' original order."""
