@@ -6,6 +6,7 @@ import json
 import logging
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from finsentry.alert_quality import DEFAULT_GRACE_S
 from finsentry.cli.options import console, redis_for_tests
 from foundation.settings import get_settings
 
@@ -24,7 +26,10 @@ if TYPE_CHECKING:
 
     from alerts.rules import Rule
     from alerts.windows import WindowStore
+    from finsentry.alert_quality import Quality
     from finsentry.backtest import Fired, Options, Summary
+    from finsentry.history import Incident
+    from finsentry.sweep import Sweep, SweepRow
     from inference import InferenceEngine
 
 app = typer.Typer(help="Backtest the alert rules on a recorded or generated history.", no_args_is_help=True)
@@ -81,9 +86,31 @@ def backtest_run(
     allow_late: Annotated[
         bool, typer.Option(help="Count lines past the lateness as late, not an error")
     ] = False,
+    incidents_file: Annotated[
+        Path | None, typer.Option("--incidents", help="incidents.csv: score the alerts against it")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(min=0, help="Seconds after an incident's end a detection still counts")
+    ] = DEFAULT_GRACE_S,
+    sweep_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep", help="RULE.FIELD=START:STOP:STEP: replay that rule once per value (needs --incidents)"
+        ),
+    ] = None,
+    sweep_chart: Annotated[
+        Path | None, typer.Option(help="SVG of the sweep; default: sweep-RULE-FIELD.svg beside --data")
+    ] = None,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report")] = False,
 ) -> None:
-    """Replay the history through the rules in event time; list every alert it fires. Exit 2 on bad input."""
+    """Replay the history through the rules in event time; list every alert it fires. Exit 2 on bad input.
+
+    With --incidents, how many incidents each rule caught, how late, and its false alarms; with --sweep,
+    the same for each value of one rule's number.
+    """
     from alerts.monitor import default_rules
     from alerts.rules import RulesError, load_rules
     from alerts.windows import WindowStore
@@ -96,27 +123,130 @@ def backtest_run(
     options = Options(batch, span, since=_epoch(since), until=_epoch(until), allow_late=allow_late)
     try:
         rules = load_rules(rules_file) if rules_file else default_rules()
+        incidents = _incidents(incidents_file) if incidents_file else None
+        sweep = _sweep(sweep_spec, rules, incidents_file)
         engine_model = _model(model)
         with redis_for_tests(settings) as client, tempfile.TemporaryDirectory() as workdir:
-            engine = open_database(f"sqlite:///{Path(workdir) / 'backtest.db'}")
-            store = WindowStore(
-                client,
-                prefix=f"fs-backtest:{uuid.uuid4().hex}",
-                bucket_s=settings.window_bucket_s,
-                retention_s=settings.window_retention_s,
-                lateness_s=settings.window_lateness_s,
-            )
-            try:
-                fired, summary = _run(data, rules, store, engine, options, engine_model, as_json)
-            finally:
-                engine.dispose()
+
+            def replay(rules: list[Rule], label: str) -> tuple[list[Fired], Summary]:
+                store = WindowStore(
+                    client,
+                    prefix=f"fs-backtest:{uuid.uuid4().hex}",
+                    bucket_s=settings.window_bucket_s,
+                    retention_s=settings.window_retention_s,
+                    lateness_s=settings.window_lateness_s,
+                )
+                engine = open_database(f"sqlite:///{Path(workdir) / f'{uuid.uuid4().hex}.db'}")
+                try:
+                    return _run(data, rules, store, engine, options, engine_model, as_json, label)
+                finally:
+                    engine.dispose()
+
+            fired, summary = replay(rules, "replaying")
+            rows = _sweep_rows(sweep, rules, incidents, grace, replay) if sweep else None
     except (BacktestError, RulesError, ServiceError, OSError) as exc:
         console.print(f"[red]{exc}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
+    quality = _quality(fired, summary, rules, incidents, grace) if incidents is not None else None
+    label = f"{sweep.rule}.{sweep.field}" if sweep else ""
+    if html_file:
+        _write_html(
+            html_file, data, options, settings.window_lateness_s, fired, summary, quality, label, rows
+        )
+    if rows:
+        chart = sweep_chart or data.parent / f"sweep-{label.replace('.', '-')}.svg"
+        _write_sweep_chart(chart, label, rows)
     if as_json:
-        print(json.dumps({"summary": _summary(summary), "alerts": [asdict(f) for f in fired]}, indent=2))
+        report: dict[str, object] = {"summary": _summary(summary), "alerts": [asdict(f) for f in fired]}
+        if quality is not None:
+            report["quality"] = asdict(quality)
+        if sweep and rows is not None:
+            report["sweep"] = {"rule": sweep.rule, "field": sweep.field, "rows": [asdict(r) for r in rows]}
+        print(json.dumps(report, indent=2))
     else:
-        _print(fired, summary)
+        _print(fired, summary, quality, label, rows)
+
+
+def _incidents(path: Path) -> list[Incident]:
+    """The labelled incidents; a file that is not incidents.csv is bad input (exit 2)."""
+    from finsentry.history import read_incidents
+
+    try:
+        return read_incidents(path)
+    except KeyError as exc:
+        raise OSError(f"--incidents {path}: no column {exc} (expected scope_key,start,end,kind)") from exc
+    except ValueError as exc:
+        raise OSError(f"--incidents {path}: a start or end is not an ISO time ({exc})") from exc
+
+
+def _sweep(spec: str | None, rules: list[Rule], incidents: Path | None) -> Sweep | None:
+    from finsentry.sweep import SweepError, parse_sweep
+
+    if spec is None:
+        return None
+    if incidents is None:
+        raise OSError("--sweep needs --incidents: each value is judged against them")
+    try:
+        return parse_sweep(spec, rules)
+    except SweepError as exc:
+        raise OSError(str(exc)) from exc
+
+
+def _sweep_rows(
+    sweep: Sweep,
+    rules: list[Rule],
+    incidents: list[Incident] | None,
+    grace: float,
+    replay: Callable[[list[Rule], str], tuple[list[Fired], Summary]],
+) -> list[SweepRow]:
+    """Only the swept rule is replayed: rules do not interact, so the others would fire the same."""
+    from finsentry.sweep import SweepRow, substitute
+
+    rule = next(r for r in rules if r.name == sweep.rule)
+    rows = []
+    for value in sweep.values:
+        changed = substitute(rule, sweep.field, value)
+        fired, summary = replay([changed], f"{sweep.rule}.{sweep.field}={value:g}")
+        quality = _quality(fired, summary, [changed], incidents or [], grace)
+        rows.append(SweepRow(value, quality.rules[0]))
+    return rows
+
+
+def _quality(
+    fired: list[Fired], summary: Summary, rules: list[Rule], incidents: list[Incident], grace: float
+) -> Quality:
+    from finsentry.alert_quality import assess
+
+    return assess(fired, incidents, {r.name: r.scope for r in rules}, summary.first, summary.last, grace)
+
+
+def _write_html(
+    path: Path,
+    data: Path,
+    options: Options,
+    lateness_s: float,
+    fired: list[Fired],
+    summary: Summary,
+    quality: Quality | None,
+    label: str,
+    rows: list[SweepRow] | None,
+) -> None:
+    """The charts show the topics and every scope key that alerted or had an incident."""
+    from finsentry import report
+
+    incidents = [o.incident for o in quality.incidents] if quality else []
+    keys = {f.scope_key for f in fired} | {i.scope_key for i in incidents}
+    series = report.hourly_series(data, options, lateness_s, lambda k: k in keys or k.startswith("topic:"))
+    sweep = (label, rows) if rows else None
+    path.write_text(report.render(_summary(summary), fired, quality, sweep, series, incidents), "utf-8")
+    console.print(f"report in {path}")
+
+
+def _write_sweep_chart(path: Path, label: str, rows: list[SweepRow]) -> None:
+    from finsentry import report
+
+    path.write_text(report.sweep_charts(label, rows), "utf-8")
+    console.print(f"sweep chart in {path}")
 
 
 def _run(
@@ -127,11 +257,12 @@ def _run(
     options: Options,
     model: InferenceEngine | None,
     quiet: bool,
+    label: str,
 ) -> tuple[list[Fired], Summary]:
     from finsentry.backtest import run_backtest
 
     with Progress(console=console, disable=quiet, transient=True) as progress:
-        task = progress.add_task("replaying", total=None)
+        task = progress.add_task(label, total=None)
         return run_backtest(
             data, rules, store, engine, options, model, lambda n: progress.update(task, completed=n)
         )
@@ -155,25 +286,37 @@ def _epoch(moment: datetime | None) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _time(epoch: float | None) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S") if epoch is not None else ""
-
-
 def _summary(summary: Summary) -> dict[str, object]:
     return asdict(summary) | {"events_per_s": round(summary.events_per_s)}
 
 
-def _print(fired: list[Fired], summary: Summary) -> None:
-    table = Table("rule", "scope key", "fired", "resolved", "figures", "evidence")
-    for f in fired:
-        figures = " ".join(f"{k}={v:.3g}" for k, v in f.values.items() if isinstance(v, int | float))
-        table.add_row(
-            f.rule, f.scope_key, _time(f.fired_at), _time(f.resolved_at), figures, " ".join(f.evidence)
-        )
-    Console().print(table)
+def _print(
+    fired: list[Fired], summary: Summary, quality: Quality | None, label: str, rows: list[SweepRow] | None
+) -> None:
+    from finsentry import report
+
+    Console().print(_table(report.ALERT_HEADER, report.alert_rows(fired)))
     console.print(
-        f"{summary.events:,} events ({_time(summary.first)} to {_time(summary.last)}) in {summary.batches:,}"
-        f" batches, {summary.replay_s:.1f}s: {summary.events_per_s:,.0f} events/s; {len(fired)} alerts;"
-        f" scored {summary.scored:,}, out of order {summary.out_of_order:,}, late {summary.late:,},"
-        f" duplicates {summary.duplicates:,}"
+        f"{summary.events:,} events ({report.stamp(summary.first)} to {report.stamp(summary.last)}) in"
+        f" {summary.batches:,} batches, {summary.replay_s:.1f}s: {summary.events_per_s:,.0f} events/s;"
+        f" {len(fired)} alerts; scored {summary.scored:,}, out of order {summary.out_of_order:,},"
+        f" late {summary.late:,}, duplicates {summary.duplicates:,}"
     )
+    if quality is not None:
+        title = f"alert quality: {len(quality.incidents)} incidents, grace {quality.grace_s:g}s"
+        _wide().print(_table(report.QUALITY_HEADER, report.quality_rows(quality), title))
+    if rows:
+        _wide().print(_table(report.SWEEP_HEADER, report.sweep_rows(rows), f"sweep of {label}"))
+
+
+def _wide() -> Console:
+    """A pipe or a file gets 80 columns by default, too few for the quality table's figures."""
+    terminal = Console()
+    return terminal if terminal.is_terminal else Console(width=140)
+
+
+def _table(header: tuple[str, ...], rows: list[list[str]], title: str | None = None) -> Table:
+    table = Table(*header, title=title)
+    for row in rows:
+        table.add_row(*row)
+    return table
