@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from alerts.notifiers import Delivery, Notifier
 from alerts.store import NotificationRow
 from foundation.clock import utcnow
+from foundation.db import reader
 from foundation.outage import Guard
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,18 @@ class Dispatcher:
     def run_once(self, now: datetime | None = None) -> int:
         """Delivers what is due; returns how many were delivered."""
         now = now or utcnow()
+        due_query = (
+            select(NotificationRow)
+            .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now)
+            .order_by(NotificationRow.id)
+            .limit(100)
+        )
+        # Most polls find nothing due: look without the write lock, which a worker's batch is waiting for.
+        with Session(reader(self.engine)) as session:
+            if session.scalar(due_query.with_only_columns(NotificationRow.id)) is None:
+                return 0
         with Session(self.engine) as session:
-            due = list(
-                session.scalars(
-                    select(NotificationRow)
-                    .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now)
-                    .order_by(NotificationRow.id)
-                    .limit(100)
-                )
-            )
+            due = list(session.scalars(due_query))
             delivered = 0
             for row in due:
                 delivered += self._deliver(session, row)

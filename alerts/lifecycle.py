@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from alerts.evaluate import Evaluation
 from alerts.store import AlertRow, NotificationRow, SilenceRow
 from foundation.clock import utcnow
+from foundation.db import reader
 
 log = logging.getLogger(__name__)
 Evidence = Callable[[str, int], list[dict[str, Any]]]  # (scope key, window seconds) -> items
@@ -197,7 +198,7 @@ class AlertLifecycle:
 
     def open_scope_keys(self) -> list[str]:
         """Scope keys of pending and firing alerts: the tick re-evaluates them so they can resolve."""
-        with Session(self.engine) as session:
+        with Session(reader(self.engine)) as session:
             rows = session.scalars(
                 select(AlertRow.scope_key).where(AlertRow.state.in_(("pending", "firing")))
             )

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from alerts.store import AlertRow, NotificationRow
+from foundation.db import reader
 from labels.tables import ReviewItemRow, SampleRow
 from training.registry import TrainingRunRow
 
@@ -31,7 +32,7 @@ class DatabaseCollector(Collector):
             ("finsentry_training_runs", "Training runs by outcome", TrainingRunRow.status),
             ("finsentry_review_items", "Review queue items by status", ReviewItemRow.status),
         )
-        with Session(self.engine) as session:
+        with Session(reader(self.engine)) as session:
             for name, doc, column in tables:
                 family = GaugeMetricFamily(name, doc, labels=["status"])
                 for status, count in session.execute(select(column, func.count()).group_by(column)):

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+READ_ONLY_OPTION = "finsentry_read_only"
 
 
 class Base(DeclarativeBase):
@@ -56,12 +57,21 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Any) -> None:
+            if connection.get_execution_options().get(READ_ONLY_OPTION):
+                connection.exec_driver_sql("BEGIN")  # WAL: a reader neither waits for nor blocks a writer
+                return
             # Take the write lock when the transaction starts, not at its first write: two processes
             # then never both read a row and both act on what they read (SQLite has no FOR UPDATE).
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def reader(engine: Engine) -> Engine:
+    """The same database, for transactions that only read. On SQLite they skip the write lock that
+    every other transaction takes at its start, so polls and charts never hold up a worker's batch."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def open_database(url: str) -> Engine:

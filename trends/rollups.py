@@ -12,16 +12,17 @@ A chart is one query on the primary key (scope_key, hour): a month of one key is
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Connection, Engine, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
+from foundation.db import reader
 from trends.tables import CountedEventRow, HourRow, MinuteRow, RecentItemRow, RecentKeyRow
 
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -91,7 +92,17 @@ class Rollups:
         self.retention = timedelta(days=retention_days)
         self.minute_retention = timedelta(days=minute_days)
         self.dedup = timedelta(days=dedup_days)
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # Built once and run with a list of rows: compiled once and cached, where a multi-row VALUES
+        # clause built per batch would be compiled afresh every batch (the worker's hottest SQL).
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        counted = CountedEventRow.__table__
+        self._claim = (
+            insert(counted).on_conflict_do_nothing(index_elements=["event_id"]).returning(counted.c.event_id)
+        )
+        self._add_hours = _upsert(insert, HourRow.__table__, "hour")
+        self._add_minutes = _upsert(insert, MinuteRow.__table__, "minute")
+        self._insert_items = insert(RecentItemRow.__table__)
+        self._insert_item_keys = insert(RecentKeyRow.__table__)
 
     def record(self, events: Sequence[ScoredEvent], items: Mapping[str, Item] | None = None) -> int:
         """Adds the batch's new events to their hours, and `items` (by event id) to the latest items of
@@ -100,42 +111,35 @@ class Rollups:
         if not by_id:
             return 0
         now = utcnow()
-        with Session(self.engine) as session, session.begin():
-            claimed = session.scalars(
-                self._insert(CountedEventRow)
-                .values([{"event_id": event_id, "counted_at": now} for event_id in by_id])
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(CountedEventRow.event_id)
-            ).all()
+        with self.engine.begin() as connection:
+            rows = [{"event_id": event_id, "counted_at": now} for event_id in by_id]
+            claimed = connection.execute(self._claim, rows).scalars().all()
             if claimed:
-                self._add(session, [by_id[event_id] for event_id in claimed])
+                self._add(connection, [by_id[event_id] for event_id in claimed])
                 if items:
-                    self._keep_items(session, [by_id[i] for i in claimed if i in items], items, now)
+                    self._keep_items(connection, [by_id[i] for i in claimed if i in items], items, now)
         return len(claimed)
 
     def _keep_items(
-        self, session: Session, events: Sequence[ScoredEvent], items: Mapping[str, Item], now: datetime
+        self,
+        connection: Connection,
+        events: Sequence[ScoredEvent],
+        items: Mapping[str, Item],
+        now: datetime,
     ) -> None:
         if not events:
             return
-        session.execute(
-            self._insert(RecentItemRow).values(
-                [
-                    {
-                        "event_id": e.id,
-                        "event_time": _naive(e.event_time),
-                        "counted_at": now,
-                        **vars(items[e.id]),
-                    }
-                    for e in events
-                ]
-            )
+        connection.execute(
+            self._insert_items,
+            [
+                {"event_id": e.id, "event_time": _naive(e.event_time), "counted_at": now, **vars(items[e.id])}
+                for e in events
+            ],
         )
         keys = {(key, _naive(e.event_time), e.id) for e in events for key in e.keys}
-        session.execute(
-            self._insert(RecentKeyRow).values(
-                [{"scope_key": k, "event_time": t, "event_id": i} for k, t, i in sorted(keys)]
-            )
+        connection.execute(
+            self._insert_item_keys,
+            [{"scope_key": k, "event_time": t, "event_id": i} for k, t, i in sorted(keys)],
         )
 
     def latest(self, scope_key: str, limit: int = 50) -> list[tuple[datetime, str, Item]]:
@@ -147,7 +151,7 @@ class Rollups:
             .order_by(RecentKeyRow.event_time.desc())
             .limit(limit)
         )
-        with Session(self.engine) as session:
+        with Session(reader(self.engine)) as session:
             return [
                 (
                     row.event_time,
@@ -157,12 +161,12 @@ class Rollups:
                 for row in session.scalars(query)
             ]
 
-    def _add(self, session: Session, events: Iterable[ScoredEvent]) -> None:
+    def _add(self, connection: Connection, events: Iterable[ScoredEvent]) -> None:
         sums: dict[tuple[str, datetime], dict[str, Any]] = defaultdict(
             lambda: {"count": 0, "negative": 0, "neutral": 0, "positive": 0, "score_sum": 0.0}
         )
         events = list(events)
-        for table, column, bucket_s in ((HourRow, "hour", 3600), (MinuteRow, "minute", 60)):
+        for upsert, column, bucket_s in ((self._add_hours, "hour", 3600), (self._add_minutes, "minute", 60)):
             sums.clear()
             for event in events:
                 start = _naive(event.event_time - event.event_time % bucket_s)
@@ -175,30 +179,20 @@ class Rollups:
             rows = [
                 {"scope_key": key, column: start, **figures} for (key, start), figures in sorted(sums.items())
             ]
-            statement = self._insert(table).values(rows)
-            added = statement.excluded
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["scope_key", column],
-                    set_={
-                        name: getattr(table, name) + getattr(added, name)
-                        for name in ("count", *SENTIMENTS, "score_sum")
-                    },
-                )
-            )
+            connection.execute(upsert, rows)
 
     def series(self, scope_key: str, since: datetime, until: datetime | None = None) -> list[Figures]:
         """One key's hours from `since` (naive UTC), oldest first: one range scan of the primary key."""
         query = select(HourRow).where(HourRow.scope_key == scope_key, HourRow.hour >= since)
         if until is not None:
             query = query.where(HourRow.hour < until)
-        with Session(self.engine) as session:
+        with Session(reader(self.engine)) as session:
             return [_figures(row) for row in session.scalars(query.order_by(HourRow.hour))]
 
     def minutes(self, scope_key: str, since: datetime) -> list[Figures]:
         """One key's minutes from `since` (kept for `minute_days`): the last hour's chart."""
         query = select(MinuteRow).where(MinuteRow.scope_key == scope_key, MinuteRow.minute >= since)
-        with Session(self.engine) as session:
+        with Session(reader(self.engine)) as session:
             return [_figures(row) for row in session.scalars(query.order_by(MinuteRow.minute))]
 
     def totals(
@@ -225,7 +219,7 @@ class Rollups:
         if prefix is not None:
             query = query.where(HourRow.scope_key.startswith(prefix))
         query = query.group_by(HourRow.scope_key)
-        with Session(self.engine) as session:
+        with Session(reader(self.engine)) as session:
             return {
                 key: Figures(since, int(c), int(n), int(u), int(p), float(s))
                 for key, c, n, u, p, s in session.execute(query)
@@ -264,6 +258,16 @@ class Rollups:
             session.execute(delete(RecentKeyRow).where(RecentKeyRow.event_id.in_(stale)))
             session.execute(delete(RecentItemRow).where(RecentItemRow.counted_at < now - self.dedup))
         return hours, ids
+
+
+def _upsert(insert: Callable[[Table], Any], table: Table, column: str) -> Any:
+    """Adds a row's counts to the counts already in its bucket."""
+    statement = insert(table)
+    added = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["scope_key", column],
+        set_={name: table.c[name] + added[name] for name in ("count", *SENTIMENTS, "score_sum")},
+    )
 
 
 def _figures(row: HourRow | MinuteRow) -> Figures:
