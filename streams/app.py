@@ -1,8 +1,12 @@
 """The faust worker: raw news and comments -> micro-batches -> one encoder pass -> scored events or DLQ.
 
-Delivery is at-least-once: `take_events` acks a batch's records only after the body below has
-awaited the broker's acknowledgement of every output, and faust commits only acked offsets. A
-crash between output and commit replays the batch; event ids let consumers drop the repeats.
+Two batches are in hand at once: while the model scores batch N+1, batch N is recorded (Redis
+windows, SQL roll-ups, rules) and produced. Batches are finished one at a time, in order.
+
+Delivery is at-least-once: each record holds a reference on its Kafka message until the broker has
+acknowledged every output of its batch, so faust (which commits only acked offsets) cannot commit it
+before then; batches are acked in offset order, so no ack ever leaves a gap behind it. A crash
+between output and commit replays the batch; event ids let consumers drop the repeats.
 
 An outage of Redis or SQL holds the batch in hand (so no offset moves past it) and retries it until
 the dependency is back; the model stays loaded and the consumer stays in its group. Only an outage
@@ -16,12 +20,14 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
 
 import faust
 import redis
-from faust.types import TP
+from faust.types import TP, EventT
 
 from alerts.monitor import AlertMonitor, default_rules
 from alerts.rules import load_rules
@@ -37,7 +43,7 @@ from inference.languages import LanguageModels
 from labels.review import ReviewQueue
 from labels.store import LabelStore
 from streams.learning import LabelIntake, offer_for_review, read_announcement
-from streams.scoring import BatchScorer, RawRecord, trend_item, window_event
+from streams.scoring import BatchResult, BatchScorer, RawRecord, trend_item, window_event
 from trends import Rollups
 
 log = logging.getLogger(__name__)
@@ -127,30 +133,31 @@ def build_app(
         return recorded
 
     batch_guard, tick_guard = outages.guard("redis", "sql"), outages.guard("sql")
+    # Every SQL write of this process runs on this one thread: batches, ticks and prunes never wait
+    # for one another's locks, and they run beside the model call, not after it.
+    bookkeeping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping")
 
     @app.timer(interval=settings.alert_tick_s)
     async def alert_tick() -> None:
         # The next tick comes round anyway: an outage is noted here, not waited out.
-        await asyncio.get_running_loop().run_in_executor(None, tick_guard.attempt, monitor.tick)
+        await asyncio.get_running_loop().run_in_executor(bookkeeping, tick_guard.attempt, monitor.tick)
 
     @app.timer(interval=ROLLUP_PRUNE_EVERY_S)
     async def prune_rollups() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, tick_guard.attempt, rollups.prune)
+        await asyncio.get_running_loop().run_in_executor(bookkeeping, tick_guard.attempt, rollups.prune)
 
-    async def publish(records: list[RawRecord]) -> None:
-        with metrics.INFERENCE_SECONDS.time():
-            result = await scorer.score(records)
+    async def publish(records: list[RawRecord], result: BatchResult) -> None:
         # Windows and alerts first: a crash before the ack replays the batch, and the window store
         # skips ids it has seen, so nothing is counted twice.
         recorded = await asyncio.get_running_loop().run_in_executor(
-            None, batch_guard.call, record_and_check, result.scored
+            bookkeeping, batch_guard.call, record_and_check, result.scored
         )
         totals.update({"late": recorded.late, "replayed": recorded.duplicates})
         pending = [
             await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
         ]
         pending += [await dlq_topic.send(key=None, value=_json(letter)) for letter in result.dead_letters]
-        # Wait for the broker to have every output before take_events acks the inputs.
+        # Wait for the broker to have every output before `finish` releases the inputs for commit.
         await asyncio.gather(*pending)
         totals.update({"in": len(records), "scored": len(result.scored), "dlq": len(result.dead_letters)})
         count_batch(records, result.scored, result.dead_letters)
@@ -188,21 +195,23 @@ def build_app(
 
     @app.agent(raw, name="score")
     async def score(stream: faust.Stream) -> None:
+        finishing: asyncio.Task[None] | None = None
         async for events in stream.take_events(settings.max_batch, within=within):
+            hold_acks(events)
             records = [
                 RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value)
                 for e in events
             ]
             try:
-                await publish(records)
+                with metrics.INFERENCE_SECONDS.time():
+                    result = await scorer.score(records)  # beside the previous batch's finishing
+                if finishing is not None:
+                    await finishing  # one batch finishing at a time, in offset order
             except asyncio.CancelledError:
                 stop_before_ack("score")
             except Exception:
-                # take_events would ack this batch on the way out of the loop, and a later commit would
-                # lose it. Input errors never get here (they become dead letters); this is the broker
-                # or a bug. Exit before the ack, so a restarted worker replays the batch.
-                log.critical("batch not delivered; exiting so that it is replayed", exc_info=True)
-                os._exit(EXIT_UNDELIVERED)
+                exit_undelivered()
+            finishing = asyncio.create_task(finish(events, publish(records, result)))
 
     return app
 
@@ -323,6 +332,32 @@ def take_labels(
             metrics.LABELS_IN.labels("kafka").inc(stored)
             metrics.DEAD_LETTERS.labels("label").inc(len(batch.dead_letters))
             log.info("labels stored", extra={"stored": stored, "dlq": len(batch.dead_letters)})
+
+
+def hold_acks(events: Sequence[EventT]) -> None:
+    """One more reference on each record's message: take_events' own ack then leaves it unacked, and
+    `finish` releases it once the batch is delivered."""
+    for event in events:
+        event.message.incref()
+
+
+async def finish(events: Sequence[EventT], delivery: Awaitable[None]) -> None:
+    """Delivers a scored batch, then lets faust commit its records."""
+    try:
+        await delivery
+    except asyncio.CancelledError:
+        stop_before_ack("score")
+    except Exception:
+        exit_undelivered()
+    for event in events:
+        event.ack()
+
+
+def exit_undelivered() -> NoReturn:
+    """Input errors never get here (they become dead letters): this is the broker or a bug. Exit
+    before the ack, so that a restarted worker replays the batch."""
+    log.critical("batch not delivered; exiting so that it is replayed", exc_info=True)
+    os._exit(EXIT_UNDELIVERED)
 
 
 def stop_before_ack(agent: str) -> NoReturn:
