@@ -1,7 +1,14 @@
-"""Evaluating rules against the windows, for the scope keys a batch touched (or all, on a tick)."""
+"""Evaluating rules against the windows, for the scope keys a batch touched (or all, on a tick).
+
+A rule with a baseline compares the current window with the windows before it, aligned to the window
+length and none overlapping the current one (a 15m rule over 24h: 96 quarter-hours). A window that
+can no longer change (it ended before the watermark minus the allowed lateness) is read once and
+kept, so a baseline costs one window's buckets per key as time moves on, not the whole span.
+"""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,14 +35,12 @@ class Baseline:
 
     mean: float
     spread: float
-    computed_at: float
 
     @classmethod
-    def of(cls, windows: Sequence[WindowFigures], now: float) -> Baseline:
-        counts = [w.negative for w in windows]
+    def of(cls, counts: Sequence[int]) -> Baseline:
         mean = statistics.fmean(counts) if counts else 0.0
         spread = statistics.pstdev(counts) if len(counts) > 1 else 0.0
-        return cls(mean, spread, now)
+        return cls(mean, spread)
 
     def zscore(self, negative: int) -> float:
         """How unusual this negative count is against the baseline."""
@@ -56,13 +61,14 @@ def rule_values(figures: WindowFigures, zscore: float | None) -> dict[str, float
 
 
 class RuleEvaluator:
-    """Reads the current window per batch; a baseline (hours of buckets) is read once per baseline_ttl_s."""
+    """Reads the current window per batch; a baseline's settled windows are read once each."""
 
-    def __init__(self, store: WindowStore, rules: Sequence[Rule], baseline_ttl_s: float = 60.0):
+    def __init__(self, store: WindowStore, rules: Sequence[Rule]):
         self.store = store
         self.rules = list(rules)
-        self.baseline_ttl_s = baseline_ttl_s
-        self._baselines: dict[tuple[str, str], Baseline] = {}
+        # (rule, key) -> negative count per settled baseline window, by the window's start
+        self._settled: dict[tuple[str, str], dict[int, int]] = {}
+        self._swept_at: dict[str, int] = {}
 
     def evaluate(self, scope_keys: Iterable[str], now: float) -> list[Evaluation]:
         keys = sorted(set(scope_keys))
@@ -82,19 +88,43 @@ class RuleEvaluator:
 
     def _baselines_for(self, rule: Rule, keys: Sequence[str], now: float) -> dict[str, Baseline]:
         assert rule.baseline_s is not None
-        stale = [
-            k
-            for k in keys
-            if (b := self._baselines.get((rule.name, k))) is None or now - b.computed_at > self.baseline_ttl_s
-        ]
-        if stale:
-            periods = rule.baseline_s // rule.window_s
-            series = self.store.read_series(stale, rule.window_s, periods, now)
-            for key in stale:
-                self._baselines[rule.name, key] = Baseline.of(series[key][:-1], now)
-            self._forget_older_than(now - self.baseline_ttl_s)
-        return {k: self._baselines[rule.name, k] for k in keys}
+        window = rule.window_s
+        end = math.floor((now - window) / window) * window  # the newest aligned end before (now - window]
+        starts = range(end - rule.baseline_s, end, window)
+        if self._swept_at.get(rule.name) != end:
+            self._forget_keys_older_than(rule.name, starts.start)
+            self._swept_at[rule.name] = end
+        settled_until = self.store.watermark() - self.store.lateness_s  # no event can land before it
+        # Keys grouped by how many of their newest windows must be read (the rest are settled and kept).
+        to_read: dict[int, list[str]] = {}
+        for key in keys:
+            kept = self._kept(rule.name, key, starts.start)
+            unread = next((i for i, s in enumerate(starts) if s not in kept), len(starts))
+            to_read.setdefault(len(starts) - unread, []).append(key)
+        counts: dict[str, list[int]] = {}
+        for periods, group in to_read.items():
+            fresh = self.store.read_series(group, window, periods, end - 1) if periods else {}
+            for key in group:
+                kept = self._settled[rule.name, key]
+                newest = [w.negative for w in fresh.get(key, [])]
+                counts[key] = [kept[s] for s in starts[: len(starts) - periods]] + newest
+                kept.update(
+                    (s, n)
+                    for s, n in zip(starts[len(starts) - periods :], newest, strict=True)
+                    if s + window <= settled_until
+                )
+        return {key: Baseline.of(counts[key]) for key in keys}
 
-    def _forget_older_than(self, cutoff: float) -> None:
-        for cache_key in [k for k, b in self._baselines.items() if b.computed_at < cutoff]:
-            del self._baselines[cache_key]
+    def _forget_keys_older_than(self, rule: str, oldest: int) -> None:
+        """Keys with nothing left in the baseline span (quiet since), so the cache stays bounded."""
+        for cache_key in [
+            k for k, kept in self._settled.items() if k[0] == rule and max(kept, default=oldest - 1) < oldest
+        ]:
+            del self._settled[cache_key]
+
+    def _kept(self, rule: str, key: str, oldest: int) -> dict[int, int]:
+        """The key's settled windows, less those that have left the baseline span."""
+        kept = self._settled.setdefault((rule, key), {})
+        for start in [s for s in kept if s < oldest]:
+            del kept[start]
+        return kept

@@ -166,6 +166,11 @@ class WindowStore:
         )
         return RecordResult(int(counted), int(duplicates), int(late))
 
+    def watermark(self) -> float:
+        """The newest event time recorded; events older than it by the lateness are refused."""
+        value = self.client.get(f"{self.prefix}:watermark")
+        return float(value) if value is not None else float("-inf")
+
     def buckets(self, window_s: int, now: float) -> list[int]:
         """Bucket starts of the window (now - window_s, now], oldest first."""
         last = math.floor(now / self.bucket_s) * self.bucket_s

@@ -254,8 +254,8 @@ def run_suite(suite: Suite, client: redis.Redis, workdir: Path, **window: int) -
 def _run_case(suite: Suite, case: TestCase, number: int, store: WindowStore, engine: Engine) -> CaseResult:
     start = suite.start
     batches = _batches(case, number, start)
-    # A separate evaluator, with no baseline cache, reads the figures: observing must not change the run.
-    probe = RuleEvaluator(store, suite.rules, baseline_ttl_s=0)
+    # A separate evaluator reads the figures: observing must not change the run.
+    probe = RuleEvaluator(store, suite.rules)
     outcomes: dict[int, Outcome] = {}
     by_time = sorted(enumerate(case.expect), key=lambda pair: pair[1].at)
     with Replay(store, suite.rules, engine, start, suite.spec.evaluation_interval) as replay:

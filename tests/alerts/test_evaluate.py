@@ -62,3 +62,18 @@ def test_series_windows_partition_the_span(store: WindowStore) -> None:
     assert [w.count for w in series] == [6, 5, 4, 3, 2, 1]
     assert store.read("global:all", HOUR, NOW).count == 1
     assert store.read("global:all", 6 * HOUR, NOW).count == 21
+
+
+def test_a_kept_baseline_matches_one_read_afresh(store: WindowStore) -> None:
+    # Windows settle (40 minutes of lateness, longer than the window) as time moves on and are kept;
+    # late events into baseline windows that have not settled yet must still count.
+    store = WindowStore(store.client, prefix=f"t{uuid.uuid4().hex[:8]}", lateness_s=2_400)
+    zscore = rule(name="zscore", baseline="6h", condition="negative_zscore >= 3")
+    kept = RuleEvaluator(store, [zscore])
+    for step in range(40):
+        now = NOW + step * 300
+        add(store, "entity:acme", now - 5, "negative", 1 + step % 4)
+        add(store, "entity:acme", now - 2_350 + 100 * (step % 5), "negative", 3)  # late, not yet settled
+        [ours] = kept.evaluate(["entity:acme"], now)
+        [fresh] = RuleEvaluator(store, [zscore]).evaluate(["entity:acme"], now)
+        assert ours.values["negative_zscore"] == pytest.approx(fresh.values["negative_zscore"]), step
