@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from alerts.notifiers import Delivery, Notifier
@@ -24,6 +24,7 @@ from foundation.db import reader
 from foundation.outage import Guard
 
 log = logging.getLogger(__name__)
+CLAIM_LEASE_S = 120.0  # longer than pacing plus a receiver's timeout: a live claim never runs out
 
 
 class Dispatcher:
@@ -50,32 +51,53 @@ class Dispatcher:
         return random.uniform(ceiling / 2, ceiling)
 
     def run_once(self, now: datetime | None = None) -> int:
-        """Delivers what is due; returns how many were delivered."""
-        now = now or utcnow()
-        due_query = (
-            select(NotificationRow)
-            .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now)
-            .order_by(NotificationRow.id)
-            .limit(100)
-        )
-        # Most polls find nothing due: look without the write lock, which a worker's batch is waiting for.
-        with Session(reader(self.engine)) as session:
-            if session.scalar(due_query.with_only_columns(NotificationRow.id)) is None:
-                return 0
-        with Session(self.engine) as session:
-            due = list(session.scalars(due_query))
-            delivered = 0
-            for row in due:
-                delivered += self._deliver(session, row)
-                session.commit()  # one row at a time: a crash loses at most the row in flight
-            return delivered
+        """Delivers what is due; returns how many were delivered.
 
-    def _deliver(self, session: Session, row: NotificationRow) -> bool:
+        No transaction is open while a receiver is waited for (pacing, HTTP): the workers write to the
+        same database. A row is claimed first, by moving its next attempt a lease ahead, so that
+        another dispatcher leaves it alone, and a dispatcher that dies mid-delivery only delays it.
+        """
+        now = now or utcnow()
+        with Session(reader(self.engine)) as session:
+            due = list(
+                session.scalars(
+                    select(NotificationRow.id)
+                    .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now)
+                    .order_by(NotificationRow.id)
+                    .limit(100)
+                )
+            )
+        delivered = 0
+        for row_id in due:
+            row = self._claim(row_id, now)
+            if row is not None:
+                delivered += self._deliver(row)
+                self._save(row)  # one row at a time: a crash loses at most the row in flight
+        return delivered
+
+    def _claim(self, row_id: int, now: datetime) -> NotificationRow | None:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            claimed = session.execute(
+                update(NotificationRow)
+                .where(
+                    NotificationRow.id == row_id,
+                    NotificationRow.status == "pending",
+                    NotificationRow.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=utcnow() + timedelta(seconds=CLAIM_LEASE_S))
+            ).rowcount
+            return session.get(NotificationRow, row_id) if claimed else None
+
+    def _save(self, row: NotificationRow) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(row)
+
+    def _deliver(self, row: NotificationRow) -> bool:
         notifier = self.notifiers.get(row.receiver)
         if notifier is None:
             self._fail(row, f"no receiver named {row.receiver!r} is configured", permanent=True)
             return False
-        self._pace(session, row.receiver)
+        self._pace(row.receiver)
         result: Delivery = notifier.send(row.id, row.payload)
         row.last_attempt_at = self._last_sent[row.receiver] = utcnow()
         row.attempts += 1
@@ -104,12 +126,15 @@ class Dispatcher:
             extra={"id": row.id, "receiver": row.receiver, "error": error, "in_s": round(wait, 2)},
         )
 
-    def _pace(self, session: Session, receiver: str) -> None:
+    def _pace(self, receiver: str) -> None:
         """About one message per second per webhook, as Slack asks; a restart remembers from the outbox."""
         if receiver not in self._last_sent:
-            last = session.scalar(
-                select(func.max(NotificationRow.last_attempt_at)).where(NotificationRow.receiver == receiver)
-            )
+            with Session(reader(self.engine)) as session:
+                last = session.scalar(
+                    select(func.max(NotificationRow.last_attempt_at)).where(
+                        NotificationRow.receiver == receiver
+                    )
+                )
             if last is None:
                 return
             self._last_sent[receiver] = last

@@ -22,7 +22,7 @@ from finsentry.services.process import free_port
 class Misbehaviour:
     status: int = 200  # 429, 500, 503 ... or 0 to hang
     retry_after: int | None = None
-    hang_s: float = 0.0
+    hang_s: float = 0.0  # with status 0, hangs up after it; otherwise answers after it
 
 
 class SlackStandIn:
@@ -79,6 +79,7 @@ class SlackStandIn:
                 if step.status == 0:
                     time.sleep(step.hang_s)
                     return None  # the client has given up by now; nothing is accepted
+                time.sleep(step.hang_s)  # a slow answer, but an answer
                 if step.status == 429:
                     return self._answer(429, "rate_limited", {"Retry-After": str(step.retry_after or 1)})
                 if step.status >= 500:

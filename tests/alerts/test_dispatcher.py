@@ -133,3 +133,32 @@ def test_the_dispatcher_waits_out_a_database_outage(tmp_path: Path) -> None:
         engine.dispose()
         server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+def test_a_slow_receiver_holds_no_lock_and_a_claimed_row_is_left_alone(engine: Engine) -> None:
+    fire(engine, 2)
+    with SlackStandIn() as slack:
+        slack.misbehave(Misbehaviour(200, hang_s=0.8), Misbehaviour(200, hang_s=0.8))
+        delivering = threading.Thread(target=dispatcher(engine, slack.url).run_once)
+        delivering.start()
+        wait_until(lambda: slack.requests >= 1, 5, "the first delivery to start")
+        # While the receiver hangs, the workers' writes go through, and a second dispatcher finds
+        # nothing it may take: the first one's claim holds the row in flight.
+        started = time.monotonic()
+        with Session(engine) as session, session.begin():
+            session.add(
+                NotificationRow(
+                    receiver="slack",
+                    kind="firing",
+                    payload={},
+                    status="failed",
+                    attempts=0,
+                    next_attempt_at=datetime(2026, 1, 1),
+                    created_at=datetime(2026, 1, 1),
+                )
+            )
+        assert time.monotonic() - started < 0.5, "a write waited for the delivery"
+        assert dispatcher(engine, slack.url).run_once() == 1, "the other row, not the one in flight"
+        delivering.join()
+        assert statuses(engine)[:2] == ["delivered", "delivered"]
+        assert len(slack.accepted) == 2
