@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 EXIT_UNDELIVERED = 70  # EX_SOFTWARE: a supervisor restarts the worker
 STATS_EVERY_S = 30.0
 ROLLUP_PRUNE_EVERY_S = 3600.0
+GIL_SWITCH_INTERVAL_S = 0.0005
+PRODUCER_LINGER_S = 0.005
 
 
 def build_app(
@@ -70,6 +73,8 @@ def build_app(
         web_bind=settings.web_host,
         web_port=settings.web_port,
         producer_acks=-1,
+        # A batch's outputs go out in a few produce requests, not one each: the broker shares the cores.
+        producer_linger=PRODUCER_LINGER_S,
         datadir=str(settings.home / "faust"),
     )
     app.conf.id = settings.consumer_group
@@ -391,6 +396,10 @@ def load_models(settings: Settings) -> tuple[LanguageModels, dict[str, Path]]:
 
 def run_worker(settings: Settings) -> None:
     """Loads the models, then runs the faust worker in the foreground until SIGTERM/SIGINT."""
+    # The event loop, the bookkeeping thread and the model thread's Python all share the GIL, and
+    # each Redis, SQLite and socket call gives it up. At the default 5 ms switch interval a call
+    # returns only when the thread holding the GIL has used its 5 ms: small calls queue up behind it.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     models, folders = load_models(settings)
     ensure_topics(settings.kafka_bootstrap, [settings.topic_labels], settings.topic_partitions)
     ensure_topics(settings.kafka_bootstrap, [settings.topic_models], 1)
