@@ -30,6 +30,9 @@ local events = cjson.decode(ARGV[5])
 local watermark_key = prefix .. ':watermark'
 local watermark = tonumber(redis.call('GET', watermark_key) or '-1e18')
 local counted, duplicates, late = 0, 0, 0
+-- The batch's sums per bucket hash and its evidence per key, written once each below: a key
+-- touched by many events of a batch costs a few calls, not a few per event.
+local sums, order, evidence, evidence_keys = {}, {}, {}, {}
 for _, e in ipairs(events) do
   if redis.call('SET', prefix .. ':seen:' .. e.id, 1, 'NX', 'EX', retention_s) == false then
     duplicates = duplicates + 1
@@ -41,20 +44,42 @@ for _, e in ipairs(events) do
       local bucket = math.floor(e.t / bucket_s) * bucket_s
       for _, key in ipairs(e.keys) do
         local hash = prefix .. ':w:' .. key .. ':' .. bucket
-        redis.call('HINCRBY', hash, 'count', 1)
-        redis.call('HINCRBY', hash, e.s, 1)
-        redis.call('HINCRBYFLOAT', hash, 'score', e.score)
-        redis.call('EXPIRE', hash, retention_s)
+        local sum = sums[hash]
+        if not sum then
+          sum = {count = 0, score = 0.0, negative = 0, neutral = 0, positive = 0}
+          sums[hash] = sum
+          order[#order + 1] = hash
+        end
+        sum.count = sum.count + 1
+        sum[e.s] = (sum[e.s] or 0) + 1
+        sum.score = sum.score + e.score
         if e.ev then
-          local evidence = prefix .. ':ev:' .. key
-          redis.call('LPUSH', evidence, e.ev)
-          redis.call('LTRIM', evidence, 0, EVIDENCE_KEPT - 1)
-          redis.call('EXPIRE', evidence, retention_s)
+          local list = prefix .. ':ev:' .. key
+          if not evidence[list] then
+            evidence[list] = {}
+            evidence_keys[#evidence_keys + 1] = list
+          end
+          table.insert(evidence[list], e.ev)
         end
       end
       counted = counted + 1
     end
   end
+end
+for _, hash in ipairs(order) do
+  local sum = sums[hash]
+  for _, field in ipairs({'count', 'negative', 'neutral', 'positive'}) do
+    if sum[field] > 0 then redis.call('HINCRBY', hash, field, sum[field]) end
+  end
+  redis.call('HINCRBYFLOAT', hash, 'score', sum.score)
+  redis.call('EXPIRE', hash, retention_s)
+end
+for _, list in ipairs(evidence_keys) do
+  local items = evidence[list]
+  -- Only the newest EVIDENCE_KEPT can stay; older ones of the batch would be trimmed at once.
+  for i = math.max(1, #items - EVIDENCE_KEPT + 1), #items do redis.call('LPUSH', list, items[i]) end
+  redis.call('LTRIM', list, 0, EVIDENCE_KEPT - 1)
+  redis.call('EXPIRE', list, retention_s)
 end
 redis.call('SET', watermark_key, tostring(watermark))
 return {counted, duplicates, late}
