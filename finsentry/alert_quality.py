@@ -127,12 +127,15 @@ def assess(
 ) -> Quality:
     """Per rule (`scopes`: rule name -> its scope, so a rule that never fired still has a row) and in total.
 
-    `first` and `last` are the replay's first and last event times, for the false alarms per day.
+    `first` and `last` are the replay's first and last event times, for the false alarms per day and
+    to leave out incidents outside the replay.
     """
     if grace_s < 0:
         raise ValueError(f"grace: {grace_s:g}s is negative")
     days = (last - first) / 86_400 if first is not None and last is not None else 0.0
-    outcomes = [IncidentOutcome(i, first_detections(fired, i, grace_s)) for i in incidents]
+    # A replay of part of the history (--from/--to) is judged only on the incidents that began in it.
+    replayed = [i for i in incidents if first is not None and last is not None and first <= i.start <= last]
+    outcomes = [IncidentOutcome(i, first_detections(fired, i, grace_s)) for i in replayed]
     false = [is_false_alarm(e, incidents, grace_s) for e in fired]
     rows = []
     for name, scope in scopes.items():

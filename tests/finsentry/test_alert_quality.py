@@ -70,6 +70,13 @@ def test_an_episode_already_firing_before_the_incident_is_a_false_alarm() -> Non
     assert (result.total.detected, result.total.false_alarms, result.total.precision) == (0, 1, 0.0)
 
 
+def test_incidents_outside_the_replayed_span_are_left_out() -> None:
+    # A replay --to 4,000s: the drift (5,000s) and the sell-off began after it and cannot count.
+    result = assess(FIRED[:3], [BURST, DRIFT, SELLOFF], SCOPES, first=0.0, last=4_000.0)
+    assert [o.incident for o in result.incidents] == [BURST]
+    assert (result.total.incidents, result.total.detected) == (1, 1)
+
+
 def test_a_replay_of_no_length_has_no_rate_and_a_negative_grace_is_refused() -> None:
     result = assess([], [], {"surge": "entity"}, first=None, last=None)
     assert (result.total.recall, result.total.false_alarms_per_day) == (None, None)
