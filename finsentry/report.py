@@ -22,6 +22,7 @@ from finsentry.sweep import SweepRow
 from streams.scoring import event_topics
 
 HOUR_S = 3_600
+CHART_SIZE = (900, 170)  # width, height of one chart, in pixels
 NEGATIVE_SHARE = "#8e44ad"  # the console's negative-share line
 ALERT = "#c0392b"  # the console's --neg
 INCIDENT = "#f0b429"
@@ -84,7 +85,7 @@ def svg_chart(
     y_max: float,
     x_text: Callable[[float], str],
     y_text: Callable[[float], str],
-    size: tuple[int, int] = (900, 170),
+    size: tuple[int, int] = CHART_SIZE,
 ) -> str:
     """Lines over shaded bands, four x ticks, three y ticks, a legend."""
     width, height = size
@@ -167,7 +168,25 @@ def series_chart(
     return f"<h3>{html.escape(key)}</h3>{chart}"
 
 
+def sweep_svg(label: str, rows: Sequence[SweepRow]) -> str:
+    """The sweep's charts as one SVG document (a file of its own): a title, then the charts stacked."""
+    title, (width, height) = 24, CHART_SIZE
+    charts = sweep_chart_list(label, rows)
+    stacked = "".join(
+        f'<g transform="translate(0,{title + i * height})">{chart}</g>' for i, chart in enumerate(charts)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{title + len(charts) * height}">'
+        f'<text x="4" y="16">sweep of {html.escape(label)}</text>{stacked}</svg>'
+    )
+
+
 def sweep_charts(label: str, rows: Sequence[SweepRow]) -> str:
+    """The sweep's charts, for a page."""
+    return "".join(sweep_chart_list(label, rows))
+
+
+def sweep_chart_list(label: str, rows: Sequence[SweepRow]) -> list[str]:
     """Recall and precision on one chart, false alarms per day (another scale) on a second."""
     span = (rows[0].value, rows[-1].value)
     shares = [
@@ -178,11 +197,12 @@ def sweep_charts(label: str, rows: Sequence[SweepRow]) -> str:
     top = max((r.quality.false_alarms_per_day or 0.0 for r in rows), default=0.0)
 
     def x_text(value: float) -> str:
-        return f"{label}={value:g}"
+        return f"{value:.3g}"
 
-    return svg_chart(shares, [], span, 1.0, x_text, _percent) + svg_chart(
-        false, [], span, top, x_text, lambda v: f"{v:.2g}"
-    )
+    return [
+        svg_chart(shares, [], span, 1.0, x_text, _percent),
+        svg_chart(false, [], span, top, x_text, lambda v: f"{v:.2g}"),
+    ]
 
 
 ALERT_HEADER = ("rule", "scope key", "fired", "resolved", "figures", "evidence")

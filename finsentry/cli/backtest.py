@@ -245,7 +245,7 @@ def _write_html(
 def _write_sweep_chart(path: Path, label: str, rows: list[SweepRow]) -> None:
     from finsentry import report
 
-    path.write_text(report.sweep_charts(label, rows), "utf-8")
+    path.write_text(report.sweep_svg(label, rows), "utf-8")
     console.print(f"sweep chart in {path}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -144,7 +145,9 @@ def test_run_scores_sweeps_and_reports(redis_url: str, generated: Path) -> None:
     assert at_default == next(r for r in quality["rules"] if r["rule"] == "company-negative-surge")
     page = (generated / "report.html").read_text()
     assert "<svg" in page and "company-negative-surge" in page and "topic-negative-surge" in page
-    assert (generated / "sweep-company-negative-surge-negative_ratio.svg").read_text().startswith("<svg")
+    chart = ElementTree.parse(generated / "sweep-company-negative-surge-negative_ratio.svg").getroot()
+    assert chart.tag == "{http://www.w3.org/2000/svg}svg", "one SVG document, not charts end to end"
+    assert "company-negative-surge.negative_ratio" in "".join(chart.itertext())
 
 
 @pytest.mark.parametrize(
