@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alerts.windows import scope_keys
 from finsentry.alert_quality import Quality, RuleQuality
 from finsentry.backtest import Fired, Options, read_history
 from finsentry.history import Incident
 from finsentry.sweep import SweepRow
-from streams.scoring import event_topics
+from streams.scoring import event_scope_keys
 
 HOUR_S = 3_600
 CHART_SIZE = (900, 170)  # width, height of one chart, in pixels
@@ -56,7 +55,7 @@ def hourly_series(
             continue
         hour = at // HOUR_S * HOUR_S
         negative = row["sentiment"]["label"] == "negative"
-        for key in scope_keys([e["id"] for e in row.get("entities", ())], event_topics(row), row["source"]):
+        for key in event_scope_keys(row):
             if wanted(key):
                 series[key].count[hour] += 1
                 series[key].negative[hour] += negative

@@ -62,6 +62,11 @@ def event_topics(event: dict[str, Any]) -> list[str]:
     return [event["topic"]["label"]] if event.get("topic") else []
 
 
+def event_scope_keys(event: dict[str, Any]) -> tuple[str, ...]:
+    """Every window a scored event counts in: its entities, its topics, its source and the total."""
+    return scope_keys([e["id"] for e in event.get("entities", ())], event_topics(event), event["source"])
+
+
 def window_event(event: dict[str, Any]) -> WindowEvent:
     """What the sentiment windows need of a scored event."""
     probabilities = event["sentiment"]["probabilities"]
@@ -79,7 +84,7 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
         event_time=event_time(event["published_at"]),
         sentiment=event["sentiment"]["label"],
         score=probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0),
-        keys=scope_keys([e["id"] for e in event["entities"]], event_topics(event), event["source"]),
+        keys=event_scope_keys(event),
         evidence=evidence,
     )
 
