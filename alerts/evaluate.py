@@ -112,7 +112,7 @@ class RuleEvaluator:
 
     def _read_baselines(self, rule: Rule, keys: Sequence[str], starts: range) -> dict[str, Baseline]:
         window, end = rule.window_s, starts.stop
-        settled_until = self.store.watermark() - self.store.lateness_s  # no event can land before it
+        settled_until = self.store.settled_until()
         # Keys grouped by how many of their newest windows must be read (the rest are settled and kept).
         to_read: dict[int, list[str]] = {}
         for key in keys:

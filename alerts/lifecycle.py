@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ class Transition:
     before: str
     after: str
     silenced: bool
+    values: dict[str, Any] = field(default_factory=dict)  # the figures of the evaluation that moved it
 
 
 def silenced(silences: Sequence[SilenceRow], alert: AlertRow) -> bool:
@@ -76,10 +77,16 @@ def alert_message(alert: AlertRow, status: str, evidence: list[dict[str, Any]]) 
     }
 
 
+OPEN_STATES = ("pending", "firing")
+
+
 class AlertLifecycle:
-    def __init__(self, engine: Engine, evidence: Evidence | None = None):
+    def __init__(self, engine: Engine, evidence: Evidence | None = None, sole_writer: bool = False):
+        """`sole_writer`: nothing else changes these alerts (a replay's own database), so the keys of
+        open alerts are kept in memory instead of read from SQL on every tick."""
         self.engine = engine
         self.evidence = evidence or (lambda _key, _window: [])
+        self._open: dict[str, str] | None = {} if sole_writer else None  # dedup key -> scope key
 
     def apply(self, evaluations: Sequence[Evaluation], now: datetime | None = None) -> list[Transition]:
         now = now or utcnow()
@@ -93,6 +100,7 @@ class AlertLifecycle:
     def _apply_once(self, evaluations: Sequence[Evaluation], now: datetime) -> list[Transition]:
         transitions: list[Transition] = []
         outgoing: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        states: dict[str, tuple[str, str]] = {}  # dedup key -> (scope key, state after this step)
         with Session(self.engine) as session, session.begin():
             keys = [f"{e.rule.name}|{e.scope_key}" for e in evaluations]
             # Locked for the transaction, so two workers evaluating one key cannot both fire it.
@@ -109,6 +117,7 @@ class AlertLifecycle:
                 alert = rows.get(key) or self._new(session, evaluation, key, now)
                 before = alert.state
                 notify = self._step(alert, evaluation, now)
+                states[key] = (alert.scope_key, alert.state)
                 alert.values = {
                     **evaluation.values,
                     "window_s": evaluation.rule.window_s,
@@ -121,7 +130,7 @@ class AlertLifecycle:
                 if alert.state == before and not notify:
                     continue
                 muted = silenced(silences, alert)
-                transitions.append(Transition(key, before, alert.state, muted))
+                transitions.append(Transition(key, before, alert.state, muted, dict(alert.values)))
                 if notify and not muted:
                     alert.last_notified_at = now
                     message = alert_message(
@@ -143,6 +152,12 @@ class AlertLifecycle:
                         created_at=now,
                     )
                 )
+        if self._open is not None:  # committed: the kept keys follow
+            for key, (scope_key, state) in states.items():
+                if state in OPEN_STATES:
+                    self._open[key] = scope_key
+                else:
+                    self._open.pop(key, None)
         for t in transitions:
             log.info(
                 "alert", extra={"key": t.dedup_key, "from": t.before, "to": t.after, "silenced": t.silenced}
@@ -198,8 +213,8 @@ class AlertLifecycle:
 
     def open_scope_keys(self) -> list[str]:
         """Scope keys of pending and firing alerts: the tick re-evaluates them so they can resolve."""
+        if self._open is not None:
+            return sorted(set(self._open.values()))
         with Session(reader(self.engine)) as session:
-            rows = session.scalars(
-                select(AlertRow.scope_key).where(AlertRow.state.in_(("pending", "firing")))
-            )
+            rows = session.scalars(select(AlertRow.scope_key).where(AlertRow.state.in_(OPEN_STATES)))
             return sorted(set(rows))

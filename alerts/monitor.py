@@ -32,6 +32,7 @@ class AlertMonitor:
         engine: Engine,
         rules_file: Path | None = None,
         clock: Callable[[], float] = time.time,
+        sole_writer: bool = False,
     ):
         self.evaluator = RuleEvaluator(windows, rules)
         self.rules_file = rules_file
@@ -39,7 +40,9 @@ class AlertMonitor:
         # A replay runs on event time: its clock, not the wall's, picks the evidence's window.
         self.clock = clock
         self.lifecycle = AlertLifecycle(
-            engine, evidence=lambda key, window_s: windows.evidence(key, window_s, self.clock())
+            engine,
+            evidence=lambda key, window_s: windows.evidence(key, window_s, self.clock()),
+            sole_writer=sole_writer,
         )
 
     def check(self, scope_keys: Iterable[str], now: float | None = None) -> list[Transition]:
@@ -54,14 +57,22 @@ class AlertMonitor:
             return []
         return self.lifecycle.apply(evaluations, _utc(now))
 
-    def tick(self, now: float | None = None) -> list[Transition]:
-        """Reloads a changed rules file, then re-evaluates open alerts so they resolve when events stop."""
+    def tick(self, now: float | None = None, touched: Iterable[str] = ()) -> list[Transition]:
+        """Reloads a changed rules file, then re-evaluates open alerts so they resolve when events stop.
+
+        On event time (alerts.event_time) the tick is the only evaluation: it also takes the keys that
+        events touched since the tick before.
+        """
         self.reload_rules_if_changed()
         open_keys = self.lifecycle.open_scope_keys()
-        if not open_keys:
+        keys = set(open_keys).union(touched)
+        if not keys:
             return []
         now = self.clock() if now is None else now
-        return self.lifecycle.apply(self.evaluator.evaluate(open_keys, now), _utc(now))
+        evaluations = self.evaluator.evaluate(keys, now)
+        if not open_keys and not any(e.active for e in evaluations):
+            return []  # as in `check`: SQL only when some rule holds or an alert is open
+        return self.lifecycle.apply(evaluations, _utc(now))
 
     def reload_rules_if_changed(self) -> bool:
         """A file that fails validation is reported and the rules in force stay."""

@@ -1,12 +1,10 @@
 """Event-time replay: events through the worker's windows, rules and alert lifecycle, with no sleeping.
 
-The worker records a batch into the windows, checks the rules for the keys the batch touched, and ticks
-on a timer so open alerts can resolve. A replay does the same calls (WindowStore.record,
-AlertMonitor.check, AlertMonitor.tick) on a clock of its own: a batch is checked at its newest event
-time, and a tick is due every `evaluation_interval_s` of event time from `start`. What it does is kept
-where the worker keeps it (Redis, SQL), so reading an alert's state or its notifications reads what the
-worker would have written. `finsentry rules test` drives it with a test file; a backtest can drive it
-with a recorded history.
+The rules run on the events' own clock (alerts.event_time): a tick every `evaluation_interval_s` of
+event time, on multiples of it, each after the events up to it, as the worker does with
+FINSENTRY_ALERT_CLOCK=event. What it does is kept where the worker keeps it (Redis, SQL), so reading an
+alert's state or its notifications reads what the worker would have written. `finsentry rules test`
+drives it with a test file; a backtest drives it with a recorded history.
 
     with Replay(WindowStore(client, prefix=unique), rules, engine, start=t0) as replay:
         replay.silence({"rule": "company-negative-surge"}, t0, t0 + 3600)
@@ -28,7 +26,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import Transition
+from alerts.event_time import EventTimeAlerts, Tick
 from alerts.monitor import AlertMonitor
 from alerts.rules import Rule
 from alerts.store import AlertRow, NotificationRow, SilenceRow
@@ -45,6 +43,8 @@ class Change:
     before: str
     after: str
     silenced: bool
+    values: dict[str, Any] = field(default_factory=dict)  # the figures then
+    evidence: list[str] = field(default_factory=list)  # ids of the window's evidence, when it fires
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ class AlertState:
 
 
 class Replay:
-    """Owns the store's Redis prefix: leaving the `with` block deletes every key under it."""
+    """Owns the store's Redis prefix (leaving the `with` block deletes every key under it) and the alerts of
+    the database given: nothing else may write them."""
 
     def __init__(
         self,
@@ -79,11 +80,19 @@ class Replay:
             raise ValueError("the evaluation interval must be positive")
         self.windows = windows
         self.engine = engine
-        self.monitor = AlertMonitor(windows, rules, engine, clock=lambda: self.now)
-        self.now = start
-        self.evaluation_interval_s = evaluation_interval_s
+        self.rules = {rule.name: rule for rule in rules}
         self.changes: list[Change] = []
-        self._next_tick = start
+        self.clock = EventTimeAlerts(
+            windows,
+            AlertMonitor(windows, rules, engine, sole_writer=True),
+            evaluation_interval_s,
+            start,
+            self._note,
+        )
+
+    @property
+    def now(self) -> float:
+        return self.clock.now
 
     def __enter__(self) -> Replay:
         return self
@@ -111,26 +120,13 @@ class Replay:
             )
 
     def record(self, events: Sequence[WindowEvent]) -> RecordResult:
-        """One batch, as the worker records and checks it: the ticks due first, then the rules.
-
-        The batch is checked at its newest event time; a batch older than the clock is checked at the
-        clock, like a late batch in the worker, and the store counts what is past the lateness as late.
-        """
-        if not events:
-            return RecordResult(0, 0, 0)
-        at = max(self.now, *(e.event_time for e in events))
-        # A tick at the batch's own time comes after it: events at time t are there at time t.
-        self._tick(until=at, inclusive=False)
-        self.now = at
-        result = self.windows.record(events)
-        keys = {key for event in events for key in event.keys}
-        self._note(self.monitor.check(keys, now=self.now))
+        """One batch, in its order: each tick runs once the events up to it are in the windows."""
+        result, _ticks = self.clock.record(events)
         return result
 
     def advance(self, to: float) -> None:
         """Runs every tick due up to `to` (event time), then sets the clock there; it never goes back."""
-        self._tick(until=to, inclusive=True)
-        self.now = max(self.now, to)
+        self.clock.advance(to)
 
     def alert(self, rule: str, scope_key: str) -> AlertState:
         """The alert as SQL holds it now; one that never became active is inactive, with no figures."""
@@ -150,17 +146,17 @@ class Replay:
                 for a in row.payload["alerts"]
             ]
 
-    def _tick(self, until: float, inclusive: bool) -> None:
-        while self._next_tick < until or (inclusive and self._next_tick == until):
-            self.now = max(self.now, self._next_tick)
-            self._note(self.monitor.tick(now=self.now))
-            self._next_tick += self.evaluation_interval_s
-
-    def _note(self, transitions: Sequence[Transition]) -> None:
-        for t in transitions:
+    def _note(self, tick: Tick) -> None:
+        for t in tick.transitions:
             # Rule names cannot hold "|" (alerts.rules), so the first one ends the name.
             rule, _, scope_key = t.dedup_key.partition("|")
-            self.changes.append(Change(self.now, rule, scope_key, t.before, t.after, t.silenced))
+            evidence = []
+            if t.after == "firing" and t.before != "firing":
+                window = self.rules[rule].window_s
+                evidence = [str(e["id"]) for e in self.windows.evidence(scope_key, window, tick.at)]
+            self.changes.append(
+                Change(tick.at, rule, scope_key, t.before, t.after, t.silenced, t.values, evidence)
+            )
 
 
 def to_sql_time(epoch: float) -> datetime:

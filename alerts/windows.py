@@ -82,7 +82,8 @@ for _, list in ipairs(evidence_keys) do
   redis.call('EXPIRE', list, retention_s)
 end
 redis.call('SET', watermark_key, tostring(watermark))
-return {counted, duplicates, late}
+-- A Lua number comes back as an integer: the watermark goes back as text.
+return {counted, duplicates, late, tostring(watermark)}
 """.replace("EVIDENCE_KEPT", str(EVIDENCE_KEPT))
 
 
@@ -173,6 +174,7 @@ class WindowStore:
         self.bucket_s = bucket_s
         self.retention_s = retention_s
         self.lateness_s = lateness_s
+        self._watermark = float("-inf")  # the newest the record script has reported to this store
         self._record = client.register_script(RECORD_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
 
@@ -186,15 +188,17 @@ class WindowStore:
                 for e in events
             ]
         )
-        counted, duplicates, late = self._record(
+        counted, duplicates, late, watermark = self._record(
             args=[self.prefix, self.bucket_s, self.retention_s, self.lateness_s, payload]
         )
+        self._watermark = max(self._watermark, float(watermark))
         return RecordResult(int(counted), int(duplicates), int(late))
 
-    def watermark(self) -> float:
-        """The newest event time recorded; events older than it by the lateness are refused."""
-        value = self.client.get(f"{self.prefix}:watermark")
-        return float(value) if value is not None else float("-inf")
+    def settled_until(self) -> float:
+        """No event can land before this time any more: the windows refuse what is older than the
+        watermark by the lateness. The watermark is the newest this store's own writes have seen,
+        which other workers' writes can only have moved later, so what it calls settled is."""
+        return self._watermark - self.lateness_s
 
     def buckets(self, window_s: int, now: float) -> list[int]:
         """Bucket starts of the window (now - window_s, now], oldest first."""

@@ -1,9 +1,10 @@
 """Backtest: a recorded history through the worker's windows, rules and alert lifecycle, in event time.
 
-Lines are read in order and cut into batches the way the worker's micro-batches fall: at most `batch`
-events and at most `span_s` of event time each, so a rule is checked about as often as it would be live.
-`alerts.replay.Replay` records and checks each batch and runs the ticks in between; nothing sleeps and
-nothing goes through Kafka. Rows without a sentiment are scored first, through the worker's own
+Lines are read in order and recorded in batches of at most `batch` events; `alerts.replay.Replay`
+evaluates the rules every `evaluation_interval_s` of event time, each tick after the events up to it,
+so the alerts do not depend on how the lines were batched: a worker replaying the same history from
+Kafka on event time (FINSENTRY_ALERT_CLOCK=event) fires the same ones at the same times. Nothing
+sleeps and nothing goes through Kafka. Rows without a sentiment are scored first, through the worker's own
 `streams.scoring.scored_event`, with the model given.
 """
 
@@ -62,7 +63,6 @@ class Summary:
 @dataclass
 class Options:
     batch: int = 1_000
-    span_s: float = 60.0
     evaluation_interval_s: float = 60.0
     since: float | None = None
     until: float | None = None
@@ -112,16 +112,13 @@ def _time(row: dict[str, Any], number: int) -> float:
 
 
 def batches(rows: Iterator[tuple[float, dict[str, Any]]], options: Options) -> Iterator[list[dict[str, Any]]]:
-    """At most `batch` rows and `span_s` of event time per batch, in the history's order."""
+    """At most `batch` rows per batch, in the history's order."""
     batch: list[dict[str, Any]] = []
-    opened = 0.0
-    for at, row in rows:
-        if batch and (len(batch) >= options.batch or at - opened >= options.span_s):
+    for _at, row in rows:
+        batch.append(row)
+        if len(batch) >= options.batch:
             yield batch
             batch = []
-        if not batch:
-            opened = at
-        batch.append(row)
     if batch:
         yield batch
 
@@ -160,7 +157,6 @@ def run_backtest(
 ) -> tuple[list[Fired], Summary]:
     """Every alert episode of the replay, oldest first, and what the replay counted."""
     summary, scorer = Summary(), Scorer(model)
-    by_name = {rule.name: rule for rule in rules}
     episodes: list[Fired] = []
     open_episodes: dict[tuple[str, str], Fired] = {}
     rows = read_history(path, options, store.lateness_s)
@@ -177,13 +173,13 @@ def run_backtest(
             result = replay.record(events)
             summary.late += result.late
             summary.duplicates += result.duplicates
-            seen = _follow(replay, seen, by_name, episodes, open_episodes)
+            seen = _follow(replay, seen, episodes, open_episodes)
             summary.batches += 1
             progress(summary.events)
         if replay is not None:
             # Past the last event by the longest window: what is still open then has resolved or never will.
             replay.advance(replay.now + max(r.window_s for r in rules) + options.evaluation_interval_s)
-            _follow(replay, seen, by_name, episodes, open_episodes)
+            _follow(replay, seen, episodes, open_episodes)
     finally:
         if replay is not None:
             replay.close()  # the Redis prefix is the replay's own, even on a configured Redis
@@ -203,25 +199,22 @@ def _count_order(events: list[WindowEvent], summary: Summary, lateness_s: float)
 def _follow(
     replay: Replay,
     seen: int,
-    rules: dict[str, Rule],
     episodes: list[Fired],
     open_episodes: dict[tuple[str, str], Fired],
 ) -> int:
-    """Turns the replay's new changes into episodes; figures and evidence are read as it fires."""
+    """Turns the replay's new changes into episodes, with the figures and evidence of the firing."""
     for change in replay.changes[seen:]:
         key = (change.rule, change.scope_key)
         if change.after == "firing" and key not in open_episodes:
-            open_episodes[key] = _fired(replay, change, rules[change.rule])
+            open_episodes[key] = _fired(change)
             episodes.append(open_episodes[key])
         elif change.after in ("resolved", "inactive") and key in open_episodes:
             open_episodes.pop(key).resolved_at = change.at
     return len(replay.changes)
 
 
-def _fired(replay: Replay, change: Change, rule: Rule) -> Fired:
-    evidence = replay.windows.evidence(change.scope_key, rule.window_s, change.at)
-    values = replay.alert(change.rule, change.scope_key).values
-    return Fired(change.rule, change.scope_key, change.at, None, values, [str(e["id"]) for e in evidence])
+def _fired(change: Change) -> Fired:
+    return Fired(change.rule, change.scope_key, change.at, None, change.values, change.evidence)
 
 
 def _loads() -> Callable[[bytes], Any]:

@@ -26,7 +26,7 @@ import math
 import uuid
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -318,9 +318,7 @@ def _observe(replay: Replay, probe: RuleEvaluator, expected: ExpectSpec) -> Outc
 
 
 def _relative(change: Change, start: float) -> Change:
-    return Change(
-        change.at - start, change.rule, change.scope_key, change.before, change.after, change.silenced
-    )
+    return replace(change, at=change.at - start)
 
 
 def offset(seconds: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field
@@ -96,7 +96,16 @@ class Settings(BaseSettings):
     receivers: Path | None = Field(
         None, description="Receivers YAML (slack, webhook, kafka); URLs via ${ENV}"
     )
-    alert_tick_s: float = Field(5.0, gt=0, description="How often open alerts are re-evaluated")
+    alert_tick_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often open alerts are re-evaluated (wall clock), or every rule (event time)",
+    )
+    alert_clock: Literal["wall", "event"] = Field(
+        "wall",
+        description="wall: check each batch as it comes; event: evaluate on the events' own clock, as a"
+        " backtest does (to replay history through the worker)",
+    )
     model_watch_s: float = Field(
         5.0, ge=0, description="How often the worker looks for a new bundle; 0: never"
     )

@@ -30,6 +30,7 @@ import faust
 import redis
 from faust.types import TP, EventT
 
+from alerts.event_time import EventTimeAlerts
 from alerts.monitor import AlertMonitor, default_rules
 from alerts.rules import load_rules
 from alerts.windows import RecordResult, WindowStore
@@ -122,12 +123,21 @@ def build_app(
     label_store = LabelStore(database, settings.frozen_percent)
     review = ReviewQueue(database, label_store, settings.review_margin, settings.review_rate)
 
+    event_clock: EventTimeAlerts | None = None
+
     def record_and_check(scored: list[dict[str, Any]]) -> RecordResult:
+        nonlocal event_clock
         events = [window_event(e) for e in scored]
-        recorded = windows.record(events)
+        if settings.alert_clock == "event" and events:
+            if event_clock is None:
+                event_clock = EventTimeAlerts(windows, monitor, settings.alert_tick_s, events[0].event_time)
+            recorded, ticks = event_clock.record(events)
+            transitions = [t for tick in ticks for t in tick.transitions]
+        else:
+            recorded = windows.record(events)
+            transitions = monitor.check({key for event in events for key in event.keys})
         # The durable hourly history and latest items; skips ids it has counted, like the windows.
         rollups.record(events, {e["id"]: trend_item(e) for e in scored})
-        transitions = monitor.check({key for event in events for key in event.keys})
         metrics.ALERTS_FIRED.inc(sum(t.after == "firing" for t in transitions))
         try:
             offer_for_review(review, scored)
@@ -142,10 +152,12 @@ def build_app(
     # for one another's locks, and they run beside the model call, not after it.
     bookkeeping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping")
 
-    @app.timer(interval=settings.alert_tick_s)
-    async def alert_tick() -> None:
-        # The next tick comes round anyway: an outage is noted here, not waited out.
-        await asyncio.get_running_loop().run_in_executor(bookkeeping, tick_guard.attempt, monitor.tick)
+    if settings.alert_clock == "wall":  # on event time the events carry the clock, ticks included
+
+        @app.timer(interval=settings.alert_tick_s)
+        async def alert_tick() -> None:
+            # The next tick comes round anyway: an outage is noted here, not waited out.
+            await asyncio.get_running_loop().run_in_executor(bookkeeping, tick_guard.attempt, monitor.tick)
 
     @app.timer(interval=ROLLUP_PRUNE_EVERY_S)
     async def prune_rollups() -> None:

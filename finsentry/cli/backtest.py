@@ -81,8 +81,10 @@ def backtest_run(
     model: Annotated[Path | None, typer.Option(help="A bundle to score raw rows (no sentiment)")] = None,
     since: Annotated[datetime | None, typer.Option("--from", help="Only events from this time")] = None,
     until: Annotated[datetime | None, typer.Option("--to", help="Only events before this time")] = None,
-    batch: Annotated[int, typer.Option(min=1, help="At most this many events per batch")] = 1_000,
-    span: Annotated[float, typer.Option(min=0.001, help="At most this much event time per batch (s)")] = 60,
+    batch: Annotated[int, typer.Option(min=1, help="At most this many events per window write")] = 1_000,
+    evaluation_interval: Annotated[
+        float, typer.Option(min=0.001, help="Seconds of event time between rule evaluations")
+    ] = 60,
     allow_late: Annotated[
         bool, typer.Option(help="Count lines past the lateness as late, not an error")
     ] = False,
@@ -120,7 +122,9 @@ def backtest_run(
 
     settings = get_settings()
     logging.getLogger("alerts").setLevel(logging.WARNING)  # the report lists every change
-    options = Options(batch, span, since=_epoch(since), until=_epoch(until), allow_late=allow_late)
+    options = Options(
+        batch, evaluation_interval, since=_epoch(since), until=_epoch(until), allow_late=allow_late
+    )
     try:
         rules = load_rules(rules_file) if rules_file else default_rules()
         incidents = _incidents(incidents_file) if incidents_file else None

@@ -67,14 +67,16 @@ def test_a_wrong_expectation_fails_with_expected_and_actual_state(redis_url: str
     assert outcome["expected"]["state"] == "firing"
     assert outcome["got"]["state"] == "inactive"
     assert outcome["got"]["values"]["count"] == 19
-    assert right["changes"][-1] | {"at": 0} == {
-        "at": 0,
+    fired = right["changes"][-1]
+    assert {k: fired[k] for k in ("at", "rule", "scope_key", "before", "after", "silenced")} == {
+        "at": 720,
         "rule": "company-negative-surge",
         "scope_key": "entity:acme",
         "before": "pending",
         "after": "firing",
         "silenced": False,
     }
+    assert fired["values"]["count"] == 25 and len(fired["evidence"]) == 3
 
 
 @pytest.mark.parametrize(
