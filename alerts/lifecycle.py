@@ -118,7 +118,9 @@ class AlertLifecycle:
                 before = alert.state
                 notify = self._step(alert, evaluation, now)
                 states[key] = (alert.scope_key, alert.state)
-                alert.values = {
+                if alert.state == before and alert.state not in OPEN_STATES:
+                    continue  # a resolved or inactive alert keeps the figures it ended with
+                values = {
                     **evaluation.values,
                     "window_s": evaluation.rule.window_s,
                     # A z-score means something only for a rule with a baseline; otherwise it is absent.
@@ -126,7 +128,9 @@ class AlertLifecycle:
                     if evaluation.rule.baseline_s
                     else None,
                 }
-                alert.updated_at = now
+                # An open alert whose figures stand still costs no UPDATE on every tick.
+                if alert.state != before or notify or values != alert.values:
+                    alert.values, alert.updated_at = values, now
                 if alert.state == before and not notify:
                     continue
                 muted = silenced(silences, alert)

@@ -164,17 +164,17 @@ def build_app(
         await asyncio.get_running_loop().run_in_executor(bookkeeping, tick_guard.attempt, rollups.prune)
 
     async def publish(records: list[RawRecord], result: BatchResult) -> None:
-        # Windows and alerts first: a crash before the ack replays the batch, and the window store
-        # skips ids it has seen, so nothing is counted twice.
-        recorded = await asyncio.get_running_loop().run_in_executor(
-            bookkeeping, batch_guard.call, record_and_check, result.scored
-        )
-        totals.update({"late": recorded.late, "replayed": recorded.duplicates})
+        # The scored events go out first, so that readers have them while the windows and rules catch
+        # up. `finish` releases the inputs only once both are done and the broker has every output: a
+        # crash before then replays the batch, and the window store skips ids it has seen.
         pending = [
             await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
         ]
         pending += [await dlq_topic.send(key=None, value=_json(letter)) for letter in result.dead_letters]
-        # Wait for the broker to have every output before `finish` releases the inputs for commit.
+        recorded = await asyncio.get_running_loop().run_in_executor(
+            bookkeeping, batch_guard.call, record_and_check, result.scored
+        )
+        totals.update({"late": recorded.late, "replayed": recorded.duplicates})
         await asyncio.gather(*pending)
         totals.update({"in": len(records), "scored": len(result.scored), "dlq": len(result.dead_letters)})
         count_batch(records, result.scored, result.dead_letters)
