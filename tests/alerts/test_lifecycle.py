@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from alerts.evaluate import Evaluation, rule_values
 from alerts.lifecycle import AlertLifecycle
 from alerts.rules import Rule
-from alerts.store import NotificationRow, SilenceRow
+from alerts.store import AlertRow, NotificationRow, SilenceRow
 from alerts.windows import WindowFigures
 from schemas import Contract
 
@@ -113,3 +113,38 @@ def test_alerts_that_fire_together_are_grouped_per_receiver(engine: Engine) -> N
     rows = notifications(engine)
     assert [(r.receiver, len(r.payload["alerts"])) for r in rows] == [("slack", 5), ("webhook", 5)]
     assert AlertLifecycle(engine).open_scope_keys() == [f"entity:c{i}" for i in range(5)]
+
+
+def stored(engine: Engine, key: str) -> tuple[str, datetime, dict]:
+    with Session(engine) as session:
+        row = session.scalars(select(AlertRow).where(AlertRow.dedup_key == key)).one()
+        return row.state, row.updated_at, dict(row.values)
+
+
+def test_figures_are_written_when_they_move_and_a_resolved_alert_keeps_its_last(engine: Engine) -> None:
+    lifecycle, surge = AlertLifecycle(engine), rule()
+    key = f"entity:{uuid.uuid4().hex[:8]}"
+    dedup = f"surge|{key}"
+    lifecycle.apply([evaluation(surge, key, True)], T0)
+    lifecycle.apply([evaluation(surge, key, True)], T0 + timedelta(seconds=30))
+    assert stored(engine, dedup)[:2] == ("pending", T0), "the same figures: no write"
+
+    busier = WindowFigures(count=40, negative=34, neutral=3, positive=3, score_sum=0.0)
+    lifecycle.apply(
+        [Evaluation(surge, key, busier, rule_values(busier, None), True)], T0 + timedelta(seconds=40)
+    )
+    state, updated_at, values = stored(engine, dedup)
+    assert (state, updated_at, values["count"]) == ("pending", T0 + timedelta(seconds=40), 40)
+
+    lifecycle.apply([evaluation(surge, key, True)], T0 + timedelta(seconds=61))
+    lifecycle.apply([evaluation(surge, key, False)], T0 + timedelta(seconds=90))
+    resolved_at = T0 + timedelta(seconds=90)
+    assert stored(engine, dedup)[:2] == ("resolved", resolved_at)
+    quieter = WindowFigures(count=5, negative=0, neutral=0, positive=5, score_sum=0.0)
+    lifecycle.apply(
+        [Evaluation(surge, key, quieter, rule_values(quieter, None), False)], T0 + timedelta(seconds=120)
+    )
+    state, updated_at, values = stored(engine, dedup)
+    assert (state, updated_at, values["count"]) == ("resolved", resolved_at, 30), (
+        "the figures it resolved with"
+    )
