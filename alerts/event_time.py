@@ -30,7 +30,8 @@ class Tick:
 
 
 class EventTimeAlerts:
-    """Records batches into the windows and runs the ticks they carry the clock past."""
+    """Records batches into the windows and runs the ticks they carry the clock past; each tick's
+    changes go to `on_tick`."""
 
     def __init__(
         self,
@@ -53,27 +54,24 @@ class EventTimeAlerts:
         # An alert's evidence is read at the tick's time, not the wall's.
         monitor.clock = lambda: self.now
 
-    def record(self, events: Sequence[WindowEvent]) -> tuple[RecordResult, list[Tick]]:
+    def record(self, events: Sequence[WindowEvent]) -> RecordResult:
         """Records the events in their order; a tick runs just before the first event after it."""
         results: list[RecordResult] = []
-        ticks: list[Tick] = []
         start = 0
         for i, event in enumerate(events):
             if event.event_time > self._next_tick:
                 results.append(self._record(events[start:i]))
-                ticks += self._ticks(until=event.event_time, inclusive=False)
+                self._ticks(until=event.event_time, inclusive=False)
                 start = i
         results.append(self._record(events[start:]))
-        total = RecordResult(
+        return RecordResult(
             sum(r.counted for r in results), sum(r.duplicates for r in results), sum(r.late for r in results)
         )
-        return total, ticks
 
-    def advance(self, to: float) -> list[Tick]:
+    def advance(self, to: float) -> None:
         """Runs every tick up to and including `to`; the clock then reads `to` (it never goes back)."""
-        ticks = self._ticks(until=to, inclusive=True)
+        self._ticks(until=to, inclusive=True)
         self.now = max(self.now, to)
-        return ticks
 
     def _record(self, events: Sequence[WindowEvent]) -> RecordResult:
         if not events:
@@ -81,12 +79,10 @@ class EventTimeAlerts:
         self._touched.update(key for event in events for key in event.keys)
         return self.windows.record(events)
 
-    def _ticks(self, until: float, inclusive: bool) -> list[Tick]:
-        ticks = []
+    def _ticks(self, until: float, inclusive: bool) -> None:
         while self._next_tick < until or (inclusive and self._next_tick == until):
             self.now = max(self.now, self._next_tick)
             touched, self._touched = self._touched, set()
-            ticks.append(Tick(self.now, self.monitor.tick(now=self.now, touched=touched)))
+            transitions = self.monitor.tick(now=self.now, touched=touched)
             self._next_tick += self.interval_s
-            self.on_tick(ticks[-1])
-        return ticks
+            self.on_tick(Tick(self.now, transitions))

@@ -4,8 +4,8 @@ Lines are read in order and recorded in batches of at most `batch` events; `aler
 evaluates the rules every `evaluation_interval_s` of event time, each tick after the events up to it,
 so the alerts do not depend on how the lines were batched: a worker replaying the same history from
 Kafka on event time (FINSENTRY_ALERT_CLOCK=event) fires the same ones at the same times. Nothing
-sleeps and nothing goes through Kafka. Rows without a sentiment are scored first, through the worker's own
-`streams.scoring.scored_event`, with the model given.
+sleeps and nothing goes through Kafka. Rows without a sentiment are scored first, through the
+worker's own `streams.scoring.scored_event`, with the model given.
 """
 
 from __future__ import annotations

@@ -110,10 +110,10 @@ def svg_chart(
             f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#dde3ea"/>'
         )
         parts.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" text-anchor="end">{y_text(tick)}</text>')
-    for i in range(4):
+    for i, anchor in enumerate(("start", "middle", "middle", "end")):  # the end labels stay inside
         at = x0 + (x1 - x0) * i / 3
         parts.append(
-            f'<text x="{x(at):.1f}" y="{height - 6}" text-anchor="middle">{html.escape(x_text(at))}</text>'
+            f'<text x="{x(at):.1f}" y="{height - 6}" text-anchor="{anchor}">{html.escape(x_text(at))}</text>'
         )
     for n, line in enumerate(lines):
         for run in _runs(line.points):

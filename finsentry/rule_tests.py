@@ -2,8 +2,8 @@
 the alert states, figures and notifications expected at given times.
 
 Events go through the worker's own path: each becomes a scored event, `streams.scoring.window_event`
-turns it into a window event with the worker's scope keys, and `alerts.replay.Replay` records, checks
-and ticks on event time. Each test case gets its own Redis prefix and its own SQLite database.
+turns it into a window event with the worker's scope keys, and `alerts.replay.Replay` records it and
+evaluates the rules on event time. Each test case gets its own Redis prefix and its own SQLite database.
 
     rule_files: [default_rules.yaml]     # relative to this file
     evaluation_interval: 1m              # the tick, in event time
@@ -253,7 +253,7 @@ def run_suite(suite: Suite, client: redis.Redis, workdir: Path, **window: int) -
 
 def _run_case(suite: Suite, case: TestCase, number: int, store: WindowStore, engine: Engine) -> CaseResult:
     start = suite.start
-    batches = _batches(case, number, start)
+    events = _events(case, number, start)
     # A separate evaluator reads the figures: observing must not change the run.
     probe = RuleEvaluator(store, suite.rules)
     outcomes: dict[int, Outcome] = {}
@@ -262,23 +262,24 @@ def _run_case(suite: Suite, case: TestCase, number: int, store: WindowStore, eng
         for silence in case.silences:
             replay.silence(silence.matchers, start + silence.starts, start + silence.ends)
         for at, group in itertools.groupby(by_time, key=lambda pair: pair[1].at):
-            while batches and batches[0][0].event_time <= start + at:
-                replay.record(batches.popleft())
+            due = []
+            while events and events[0].event_time <= start + at:
+                due.append(events.popleft())
+            replay.record(due)
             replay.advance(start + at)
             outcomes |= {i: _observe(replay, probe, expected) for i, expected in group}
         changes = [_relative(c, start) for c in replay.changes]
     return CaseResult(case.name, [outcomes[i] for i in sorted(outcomes)], changes)
 
 
-def _batches(case: TestCase, number: int, start: float) -> deque[list[WindowEvent]]:
-    """The case's events as the worker sees them, one batch per event time, oldest first."""
+def _events(case: TestCase, number: int, start: float) -> deque[WindowEvent]:
+    """The case's events as the worker records them, oldest first."""
     events = [
         window_event(_scored_event(spec, f"case{number}-e{i}-{n}", start + at))
         for i, spec in enumerate(case.events)
         for n, at in enumerate(spec.times())
     ]
-    events.sort(key=lambda e: e.event_time)
-    return deque(list(group) for _, group in itertools.groupby(events, key=lambda e: e.event_time))
+    return deque(sorted(events, key=lambda e: e.event_time))
 
 
 def _scored_event(spec: EventSpec, event_id: str, at: float) -> dict[str, Any]:

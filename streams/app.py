@@ -31,6 +31,7 @@ import redis
 from faust.types import TP, EventT
 
 from alerts.event_time import EventTimeAlerts
+from alerts.lifecycle import Transition
 from alerts.monitor import AlertMonitor, default_rules
 from alerts.rules import load_rules
 from alerts.windows import RecordResult, WindowStore
@@ -125,20 +126,27 @@ def build_app(
 
     event_clock: EventTimeAlerts | None = None
 
+    def count_fired(transitions: Sequence[Transition]) -> None:
+        metrics.ALERTS_FIRED.inc(sum(t.after == "firing" for t in transitions))
+
     def record_and_check(scored: list[dict[str, Any]]) -> RecordResult:
         nonlocal event_clock
         events = [window_event(e) for e in scored]
         if settings.alert_clock == "event" and events:
             if event_clock is None:
-                event_clock = EventTimeAlerts(windows, monitor, settings.alert_tick_s, events[0].event_time)
-            recorded, ticks = event_clock.record(events)
-            transitions = [t for tick in ticks for t in tick.transitions]
+                event_clock = EventTimeAlerts(
+                    windows,
+                    monitor,
+                    settings.alert_tick_s,
+                    events[0].event_time,
+                    on_tick=lambda tick: count_fired(tick.transitions),
+                )
+            recorded = event_clock.record(events)
         else:
             recorded = windows.record(events)
-            transitions = monitor.check({key for event in events for key in event.keys})
+            count_fired(monitor.check({key for event in events for key in event.keys}))
         # The durable hourly history and latest items; skips ids it has counted, like the windows.
         rollups.record(events, {e["id"]: trend_item(e) for e in scored})
-        metrics.ALERTS_FIRED.inc(sum(t.after == "firing" for t in transitions))
         try:
             offer_for_review(review, scored)
         except outages.errors:
