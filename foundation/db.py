@@ -51,6 +51,10 @@ def make_engine(url: str) -> Engine:
             # WAL lets the API read while a worker writes; foreign keys are off in SQLite by default.
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            # No fsync per commit (0.7 ms each here, and the worker commits per micro-batch): a commit
+            # survives a crash of the process, and the last ones may roll back on a power loss, the
+            # same promise a single Kafka broker makes for its page cache. PostgreSQL for more.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
             connection.isolation_level = None  # transactions are begun below, not by the driver

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     )
     max_length: int = Field(128, ge=8, le=512)
     threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
+    single_thread_tokens: int = Field(
+        512,
+        ge=0,
+        description="The worker runs an ONNX call of at most this many padded tokens on one thread, so"
+        " that a light stream leaves the other cores to the event loop and Kafka (0: all threads always)",
+    )
     watchlist: Path | None = Field(None, description="YAML or CSV of companies: id, name, tickers, aliases")
     rules: Path | None = Field(None, description="Alert rules YAML; the shipped defaults when unset")
     receivers: Path | None = Field(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from inference.bundle import ONNX_FP32, ONNX_INT8, Bundle, BundleError
+from inference.machine import cores
 
 BACKENDS = ("auto", "onnx-int8", "onnx-fp32", "torch", "torch-bf16")
 
@@ -21,29 +23,57 @@ class Backend(Protocol):
 
 
 class OnnxBackend:
-    def __init__(self, bundle: Bundle, quantized: bool, threads: int = 0) -> None:
-        import onnxruntime as ort
+    """An ONNX Runtime session; calls of at most `single_thread_tokens` padded tokens run on a second,
+    one-thread session of the same file.
 
+    A small call gains little from a second core and takes it from the rest of the worker (its event
+    loop, the Kafka client, the bookkeeping thread): with every core in the model's thread pool, a
+    call waits for whichever of its threads was preempted. Calls are small when the stream is light
+    and big under a backlog, so a light stream keeps a core free and a backlog gets them all.
+    """
+
+    def __init__(
+        self, bundle: Bundle, quantized: bool, threads: int = 0, single_thread_tokens: int = 0
+    ) -> None:
         filename = ONNX_INT8 if quantized else ONNX_FP32
         if not bundle.has(filename):
             raise BundleError(f"{bundle.root}: no {filename} in this bundle")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(bundle.path(filename)), options, providers=["CPUExecutionProvider"]
-        )
+        path = bundle.path(filename)
+        self.session = _onnx_session(path, threads)
+        self.single_thread_tokens = single_thread_tokens
+        self.small_session = None
+        if single_thread_tokens and (threads or cores()) > 1:
+            self.small_session = _onnx_session(path, 1)
+            self._run(self.small_session, np.zeros((1, 2), np.int64), np.ones((1, 2), np.int64))  # warm
         self.name = "onnx-int8" if quantized else "onnx-fp32"
         self.device = "cpu"
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        topic, sentiment = self.session.run(
+        session = self.session
+        if self.small_session is not None and input_ids.size <= self.single_thread_tokens:
+            session = self.small_session
+        return self._run(session, input_ids, attention_mask)
+
+    @staticmethod
+    def _run(
+        session: Any, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        topic, sentiment = session.run(
             ["topic_logits", "sentiment_logits"],
             {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)},
         )
         return topic, sentiment
+
+
+def _onnx_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class TorchBackend:
@@ -81,8 +111,16 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto", threads: int = 0) -> Backend:
-    """The backend asked for; `auto` takes CUDA torch when a GPU is there, else the bundle's served ONNX."""
+def open_backend(
+    bundle: Bundle,
+    backend: str = "auto",
+    device: str = "auto",
+    threads: int = 0,
+    single_thread_tokens: int = 0,
+) -> Backend:
+    """The backend asked for; `auto` takes CUDA torch when a GPU is there, else the bundle's served ONNX.
+
+    single_thread_tokens: see OnnxBackend (ONNX only; 0: every call on all threads)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if device == "auto":
@@ -102,4 +140,4 @@ def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto", th
         return TorchBackend(bundle, device=device, threads=threads, half=half)
     if device == "cuda":
         raise ValueError("the ONNX backends run on CPU here; use --backend torch for CUDA")
-    return OnnxBackend(bundle, quantized=backend == "onnx-int8", threads=threads)
+    return OnnxBackend(bundle, backend == "onnx-int8", threads, single_thread_tokens)

@@ -41,9 +41,15 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     )
 
 
+def cores() -> int:
+    """The cores this process may run on (ONNX Runtime's default thread count follows them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_summary() -> str:
     """One line for a benchmark's header, e.g. 'AMD EPYC, 2 cores, avx2 fma (no VNNI)'."""
     flags = cpu_flags()
     vnni = any("vnni" in flag for flag in flags)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu_model()}, {cores} cores, {' '.join(flags) or 'no flags read'}{'' if vnni else ' (no VNNI)'}"
+    return (
+        f"{cpu_model()}, {cores()} cores, {' '.join(flags) or 'no flags read'}{'' if vnni else ' (no VNNI)'}"
+    )

@@ -36,6 +36,7 @@ from training.train import (
     TopicTargets,
     TrainingError,
     collate,
+    cpu_bf16_supported,
     epoch_progress,
     evaluate,
     export_gate,
@@ -72,6 +73,7 @@ class DistillConfig:
     max_length: int = 64
     seed: int = 13
     max_steps: int | None = None
+    bf16: bool | None = None  # bf16 autocast where the CPU has it natively (None: decide by the CPU)
     # The student is servable only if no head's accuracy or macro-F1 falls more than this below the teacher's.
     max_drop: float = 0.03
     int8_max_drop: float = MAX_DROP
@@ -171,6 +173,7 @@ def distill(
     rng = random.Random(config.seed)
     if not train_set:
         raise TrainingError("no rows to distil on")
+    bf16 = cpu_bf16_supported() if config.bf16 is None else config.bf16
 
     # The teacher, the data in its labels, and the student cut from it.
     bundle = Bundle.open(config.teacher)
@@ -236,7 +239,9 @@ def distill(
             task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), loss=float("nan"))
             running = 0.0
             for n, rows in enumerate(batches, 1):
-                logits = student(*collate(train_ids, rows, pad_id))
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    t_logits, s_logits = student(*collate(train_ids, rows, pad_id))
+                logits = (t_logits.float(), s_logits.float())
                 soft = soft_loss(logits[0], soft_topic[rows], config.temperature, multi_label) + soft_loss(
                     logits[1], soft_sentiment[rows], config.temperature, False
                 )
@@ -261,7 +266,7 @@ def distill(
                 if config.max_steps and step >= config.max_steps:
                     break
 
-            report = evaluate(student, valid_ids, valid_topic, valid_sentiment, topic_labels, pad_id, False)
+            report = evaluate(student, valid_ids, valid_topic, valid_sentiment, topic_labels, pad_id, bf16)
             if best.stop_after(epoch, running, report["score"], student):
                 break
             if config.max_steps and step >= config.max_steps:
@@ -284,6 +289,7 @@ def distill(
         "history": best.history,
         "train_seconds": round(seconds, 1),
         "peak_rss_mib": round(peak_rss_mib, 1),
+        "bf16": bf16,
         "rows": {"train": len(train_set), "valid": len(valid_set)},
     }
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}

@@ -156,7 +156,8 @@ def distill(
     int8_max_drop: Int8MaxDrop = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
-    """Distil a bundle into a student with fewer layers, on the teacher's logits and the labels."""
+    """Distil a bundle into a student with fewer layers, or as many (self-distillation), on the teacher's
+    logits and the labels."""
     from training.data import deduplicate
     from training.distill import DistillConfig, DistillError
     from training.distill import distill as run_distill

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, func, insert, select
 
@@ -51,3 +52,11 @@ def test_migrations_make_exactly_the_tables_the_code_declares(sql_engine: Engine
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == [], "a model changed without a migration: alembic revision --autogenerate"
     migrate(sql_engine)  # a second run finds nothing to do
+
+
+def test_sqlite_writes_a_write_ahead_log_without_an_fsync_per_commit(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'finsentry.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
