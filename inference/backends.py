@@ -26,10 +26,10 @@ class OnnxBackend:
     """An ONNX Runtime session; calls of at most `single_thread_tokens` padded tokens run on a second,
     one-thread session of the same file.
 
-    A small call gains little from a second core and takes it from the rest of the worker (its event
-    loop, the Kafka client, the bookkeeping thread): with every core in the model's thread pool, a
-    call waits for whichever of its threads was preempted. Calls are small when the stream is light
-    and big under a backlog, so a light stream keeps a core free and a backlog gets them all.
+    Alone on the machine, every call is faster on all cores. In a worker the event loop, the Kafka
+    client and the bookkeeping thread want a core too, and a call on every core waits for whichever
+    of its threads was preempted. Calls are small when the stream is light and big under a backlog,
+    so a light stream leaves a core to the rest of the worker and a backlog gets them all.
     """
 
     def __init__(
