@@ -36,7 +36,6 @@ from training.train import (
     TopicTargets,
     TrainingError,
     collate,
-    cpu_bf16_supported,
     epoch_progress,
     evaluate,
     export_gate,
@@ -45,6 +44,7 @@ from training.train import (
     topic_loss_fn,
     topic_targets,
     topic_thresholds,
+    use_bf16,
 )
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def distill(
     rng = random.Random(config.seed)
     if not train_set:
         raise TrainingError("no rows to distil on")
-    bf16 = cpu_bf16_supported() if config.bf16 is None else config.bf16
+    bf16 = use_bf16(config.bf16)
 
     # The teacher, the data in its labels, and the student cut from it.
     bundle = Bundle.open(config.teacher)

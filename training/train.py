@@ -85,6 +85,11 @@ def cpu_bf16_supported() -> bool:
     return bool(check and check())
 
 
+def use_bf16(asked: bool | None) -> bool:
+    """bf16 autocast as asked, or (None) where the CPU has native bf16 units."""
+    return cpu_bf16_supported() if asked is None else asked
+
+
 def unk_rate(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> float:
     """Share of tokens that are [UNK]: high means the vocabulary does not cover the language."""
     unk_id = tokenizer.unk_token_id
@@ -390,7 +395,7 @@ def train(
     rng = random.Random(config.seed)
     if not train_set:
         raise TrainingError("no labelled rows to train on")
-    bf16 = cpu_bf16_supported() if config.bf16 is None else config.bf16
+    bf16 = use_bf16(config.bf16)
 
     tokenizer, module, topic_labels, multi_label = _starting_point(config, train_set)
     topic_index = {label: i for i, label in enumerate(topic_labels)}
