@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -105,8 +106,12 @@ def run_pipeline_bench(
             ours["worker_peak_rss_mib"] = peak_rss_mib(stack.worker_pid)
             stack.stop_processes()  # the worker's cores go to the naive consumer
             naive = run_naive(settings, Bundle.open(settings.model_dir), texts, naive_events, say)
+        except BaseException:
+            say(f"the worker's log and databases are kept in {home}")
+            raise
         finally:
             stack.stop()
+    shutil.rmtree(home, ignore_errors=True)
     return ours, naive
 
 

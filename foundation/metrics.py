@@ -5,8 +5,10 @@ The totals that live in SQL (alerts, deliveries, training runs, labels) are the 
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -37,6 +39,27 @@ DEPENDENCY_UP = Gauge(
 OUTAGES = Counter(
     "finsentry_dependency_outages_total", "Outages of a dependency seen by this process", ["dependency"]
 )
+GC_PAUSE_SECONDS = Histogram(
+    "finsentry_gc_pause_seconds",
+    "Pauses of Python's cycle collector, by generation",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+
+
+def time_gc_pauses() -> Callable[[str, dict[str, int]], None]:
+    """Observes every collection's pause in GC_PAUSE_SECONDS (a full one stops every thread of the
+    process); returns the hook, which gc.callbacks.remove takes off again."""
+    started: list[float] = []
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(time.perf_counter() - started[0])
+
+    gc.callbacks.append(on_collection)
+    return on_collection
 
 
 class _Server(ThreadingMixIn, WSGIServer):
