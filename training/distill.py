@@ -309,7 +309,7 @@ def distill(
         else None,
         language=bundle.language,
         base=bundle.manifest.get("base"),
-        teacher={"version": bundle.version, "path": str(bundle.root), "layers": keep},
+        lineage={"teacher": {"version": bundle.version, "path": str(bundle.root), "layers": keep}},
         not_servable_because="; ".join(failures) or None,
     )
     if failures:

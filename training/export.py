@@ -57,6 +57,7 @@ from training.quantize import (
 log = logging.getLogger(__name__)
 
 FP32_TOLERANCE = 1e-4
+LINEAGE = ("teacher", "soup")  # manifest keys that say where the weights came from
 TORCH_CHECK_TEXTS = 256
 
 
@@ -276,13 +277,14 @@ def write_bundle(
     topic_thresholds: dict[str, float] | None = None,
     language: str | None = None,
     base: dict[str, Any] | None = None,
-    teacher: dict[str, Any] | None = None,
+    lineage: dict[str, Any] | None = None,
     not_servable_because: str | None = None,
 ) -> Bundle:
     """Writes a complete, checked bundle to out_dir (replacing what is there) and returns it opened.
 
-    A distilled student records its teacher; one that failed its gate is written with the reason and
-    refused by the engine (it can still be evaluated and benchmarked).
+    `lineage` says where the weights came from beyond the base: a distilled student's {"teacher": ...},
+    a soup's {"soup": [...]}. A bundle that failed its gate is written with the reason and refused by
+    the engine (it can still be evaluated and benchmarked).
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +309,7 @@ def write_bundle(
             created_at=datetime.now(UTC).isoformat(),
             language=language,
             base=base,
-            **({"teacher": teacher} if teacher else {}),
+            **(lineage or {}),
             servable=not_servable_because is None,
             **({"not_servable_because": not_servable_because} if not_servable_because else {}),
             labels=labels,
@@ -355,6 +357,6 @@ def reexport(bundle_dir: Path, gate: GateData) -> Bundle:
         topic_thresholds=bundle.manifest["labels"].get("topic_thresholds"),
         language=bundle.language,
         base=bundle.manifest.get("base"),
-        teacher=bundle.manifest.get("teacher"),
+        lineage={key: bundle.manifest[key] for key in LINEAGE if key in bundle.manifest},
         not_servable_because=bundle.manifest.get("not_servable_because"),
     )

@@ -1,4 +1,5 @@
-"""Models from labelled files: `train`, `eval`, `export`, and `simulate-nights` of the learning loop."""
+"""Models from labelled files: `train`, `eval`, `export`, `distill`, `soup`, and `simulate-nights` of
+the learning loop."""
 
 from __future__ import annotations
 
@@ -154,6 +155,7 @@ def distill(
     ] = 3.0,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimiser steps")] = None,
     int8_max_drop: Int8MaxDrop = 0.5,
+    seed: Annotated[int, typer.Option(help="Batch order and dropout; another seed, another student")] = 13,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
     """Distil a bundle into a student with fewer layers, or as many (self-distillation), on the teacher's
@@ -175,6 +177,7 @@ def distill(
         max_drop=max_drop / 100,
         max_steps=max_steps,
         int8_max_drop=int8_max_drop / 100,
+        seed=seed,
         progress=not as_json,
     )
     try:
@@ -364,3 +367,54 @@ def simulate_nights(
 
 def _valid_line(valid: dict) -> str:
     return " ".join(f"{h} acc {v['accuracy']:.3f} F1 {v['macro_f1']:.3f}" for h, v in valid.items())
+
+
+def soup(
+    bundle: Annotated[
+        list[Path], typer.Option(help="A bundle to average; repeat (runs fine-tuned from one base encoder)")
+    ],
+    data: DataFiles,
+    out: Annotated[Path, typer.Option(help="Bundle folder to write the soup to")],
+    valid: Annotated[list[str], typer.Option(help="Validation file(s): the greedy choice and the gates")],
+    text_col: TextCol = "text",
+    topic_col: TopicCol = None,
+    sentiment_col: SentimentCol = None,
+    topic_map: TopicMap = None,
+    sentiment_map: SentimentMap = None,
+    topic_sep: TopicSep = None,
+    skip_bad_labels: SkipBadLabels = False,
+    int8_max_drop: Int8MaxDrop = 0.5,
+) -> None:
+    """Average the weights of bundles fine-tuned from one base (greedy soup: best first, each kept
+    only if the validation score holds); --data samples the int8 calibration."""
+    from training.soup import SoupError
+    from training.soup import soup as run_soup
+
+    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
+    try:
+        result = run_soup(
+            bundle, load_sets(data, *columns), load_sets(valid, *columns), out, int8_max_drop / 100
+        )
+    except SoupError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    table = Table(title="ingredients, best first (validation)")
+    for column in ("bundle", "topic acc / macro-F1", "sentiment acc / macro-F1", "mean macro-F1", "kept"):
+        table.add_column(column)
+    for ing in result.metrics["ingredients"]:
+        table.add_row(ing["path"], *_figures(ing["valid"]), "yes" if ing["kept"] else "no")
+    table.add_row("[bold]soup[/bold]", *_figures(result.metrics["valid"]), "")
+    console.print(table)
+    console.print(
+        f"soup {result.bundle.version} → {out} (serving {result.bundle.served});"
+        f" {result.seconds / 60:.1f} min"
+    )
+
+
+def _figures(report: dict) -> list[str]:
+    heads = [
+        f"{report[h]['accuracy']:.3f} / {report[h]['macro_f1']:.3f}"
+        if "accuracy" in report.get(h, {})
+        else "-"
+        for h in ("topic", "sentiment")
+    ]
+    return [*heads, f"{report['score']:.3f}"]
