@@ -49,7 +49,9 @@ def test_a_greedy_soup_is_never_worse_on_validation_than_its_best_ingredient(tmp
     key = "encoder.encoder.layer.0.attention.self.query.weight"
     torch.testing.assert_close(weights[key], torch.stack([m[key] for m in members]).mean(0))
     assert result.bundle.servable
-    assert [p.topic in TOPICS for p in InferenceEngine(result.bundle.root).predict(CHECK_TEXTS[:3])] == [True] * 3
+    assert [p.topic in TOPICS for p in InferenceEngine(result.bundle.root).predict(CHECK_TEXTS[:3])] == [
+        True
+    ] * 3
 
 
 def test_bundles_that_cannot_be_averaged_are_refused(tmp_path: Path) -> None:
