@@ -162,7 +162,7 @@ def check_exports(
     speed = SortedBatches.of(tokenizer, texts[:SPEED_TEXTS], max_length)
     bench = _Bench(
         speed=speed,
-        scoring=SortedBatches.of(tokenizer, labelled.texts, max_length, 64) if labelled else speed,
+        scoring=SortedBatches.of(tokenizer, labelled.texts, max_length) if labelled else speed,
         labelled=labelled,
         calibration=padded_batches(tokenizer, (data.calibration or texts)[:CALIBRATION_TEXTS], max_length),
         max_drop=data.max_drop,

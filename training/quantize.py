@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from inference.engine import choose_topics, pad_batch, sigmoid, token_budget_batches
+from inference.engine import DEFAULT_TOKEN_BUDGET, choose_topics, pad_batch, sigmoid, token_budget_batches
 from training.metrics import classification_report, multilabel_report
 
 if TYPE_CHECKING:  # only a type here: importing labels would pull in the label store's database
@@ -213,17 +213,24 @@ def padded_batches(
 
 @dataclass(frozen=True)
 class SortedBatches:
-    """Texts tokenised once and batched by length, as the engine batches them; `order` undoes it."""
+    """Texts tokenised once and batched by length as the engine batches them on CPU (32 texts or 2,048
+    padded tokens a call); `order` undoes it. Dynamic int8 scales its activations per call, so a text's
+    scores depend a little on its neighbours in the call: the gate must see the engine's calls."""
 
     batches: list[Batch]
     order: list[int]
 
     @classmethod
     def of(
-        cls, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, batch_size: int = 32
+        cls,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        max_length: int,
+        batch_size: int = 32,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
     ) -> SortedBatches:
         ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
-        chunks = token_budget_batches([len(row) for row in ids], batch_size, token_budget=0)
+        chunks = token_budget_batches([len(row) for row in ids], batch_size, token_budget)
         pad_id = tokenizer.pad_token_id or 0
         batches = [pad_batch([ids[i] for i in chunk], pad_id) for chunk in chunks]
         return cls(batches, [i for chunk in chunks for i in chunk])
