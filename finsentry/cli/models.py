@@ -401,8 +401,8 @@ def soup(
     for column in ("bundle", "topic acc / macro-F1", "sentiment acc / macro-F1", "mean macro-F1", "kept"):
         table.add_column(column)
     for ing in result.metrics["ingredients"]:
-        table.add_row(ing["path"], *_figures(ing["valid"]), "yes" if ing["kept"] else "no")
-    table.add_row("[bold]soup[/bold]", *_figures(result.metrics["valid"]), "")
+        table.add_row(ing["path"], *_soup_row(ing["valid"]), "yes" if ing["kept"] else "no")
+    table.add_row("[bold]soup[/bold]", *_soup_row(result.metrics["valid"]), "")
     console.print(table)
     console.print(
         f"soup {result.bundle.version} → {out} (serving {result.bundle.served});"
@@ -410,7 +410,7 @@ def soup(
     )
 
 
-def _figures(report: dict) -> list[str]:
+def _soup_row(report: dict) -> list[str]:
     heads = [
         f"{report[h]['accuracy']:.3f} / {report[h]['macro_f1']:.3f}"
         if "accuracy" in report.get(h, {})

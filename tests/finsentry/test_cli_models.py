@@ -1,4 +1,4 @@
-"""`finsentry soup` from the command line: labelled files in, a table of ingredients and a bundle out."""
+"""`finsentry soup` and `export` from the command line: labelled files in, tables and bundles out."""
 
 from __future__ import annotations
 
@@ -46,3 +46,26 @@ def test_soup_of_one_bundle_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--topic-col", "topic", "--sentiment-col", "sentiment"])
     assert result.exit_code == 2
     assert "at least two bundles" in result.output
+
+
+def test_export_gates_int8_again_on_labelled_rows_and_prints_every_candidate(tmp_path: Path) -> None:
+    bundle = build_tiny_bundle(tmp_path / "run", seed=0)
+    valid = _labelled_file(tmp_path / "valid.csv", range(32))
+    args = [
+        "export",
+        "--model",
+        str(bundle),
+        "--data",
+        valid,
+        "--topic-col",
+        "topic",
+        "--sentiment-col",
+        "sentiment",
+    ]
+
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "dynamic-qint8-channel" in result.output and "blockwise" in result.output
+    gate = Bundle.open(bundle).manifest["export"]["gate"]
+    assert gate["by"] == "accuracy" and gate["labelled_rows"] == 32
