@@ -19,6 +19,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from inference.engine import DEFAULT_TOKEN_BUDGET, choose_topics, pad_batch, sigmoid, token_budget_batches
+from training.data import IGNORE, topic_matrix
 from training.metrics import classification_report, multilabel_report
 
 if TYPE_CHECKING:  # only a type here: importing labels would pull in the label store's database
@@ -26,7 +27,6 @@ if TYPE_CHECKING:  # only a type here: importing labels would pull in the label 
 
 log = logging.getLogger(__name__)
 
-IGNORE = -100
 MAX_DROP = 0.005
 # Without labelled rows the gate falls back to top-class agreement with fp32 on real texts.
 MIN_AGREEMENT = 0.99
@@ -79,13 +79,7 @@ def labelled_rows(
     """Examples as rows of label indices in a model's label order (IGNORE: unknown or no label)."""
     topic_index = {label: i for i, label in enumerate(topic_labels)}
     sentiment_index = {label: i for i, label in enumerate(sentiment_labels)}
-    matrix = None
-    if topic_thresholds is not None:
-        matrix = np.zeros((len(examples), len(topic_labels)), dtype=np.int8)
-        for row, ex in enumerate(examples):
-            for topic in ex.topic_set:
-                if topic in topic_index:
-                    matrix[row, topic_index[topic]] = 1
+    matrix = None if topic_thresholds is None else topic_matrix(examples, topic_index, np.int8)
     return LabelledRows(
         texts=[ex.text for ex in examples],
         topic=[topic_index.get(ex.topic, IGNORE) if ex.topic else IGNORE for ex in examples],

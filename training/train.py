@@ -25,12 +25,12 @@ from inference.bundle import SENTIMENTS, TOKENIZER_DIR, Bundle
 from inference.engine import choose_topics, sigmoid
 from inference.model import MultiTaskClassifier, load_module
 from labels.examples import Example
+from training.data import IGNORE, topic_matrix
 from training.export import write_bundle
 from training.metrics import classification_report, multilabel_report, tune_thresholds
 from training.quantize import CALIBRATION_TEXTS, MAX_DROP, SPEED_TEXTS, GateData, labelled_rows
 
 log = logging.getLogger(__name__)
-IGNORE = -100
 UNK_WARN_RATE = 0.05
 
 
@@ -148,12 +148,7 @@ def topic_targets(
 ) -> TopicTargets:
     if not multi_label:
         return TopicTargets([topic_index.get(ex.topic, IGNORE) if ex.topic else IGNORE for ex in examples])
-    matrix = np.zeros((len(examples), len(topic_index)), dtype=np.float32)
-    for row, ex in enumerate(examples):
-        for topic in ex.topic_set:
-            if topic in topic_index:
-                matrix[row, topic_index[topic]] = 1.0
-    return TopicTargets([IGNORE] * len(examples), matrix)
+    return TopicTargets([IGNORE] * len(examples), topic_matrix(examples, topic_index))
 
 
 TopicLoss = Callable[[torch.Tensor, TopicTargets, Sequence[int]], torch.Tensor]
