@@ -57,13 +57,14 @@ def check_ingredients(bundles: Sequence[Bundle]) -> None:
     if len(bundles) < 2:
         raise SoupError(f"a soup needs at least two bundles, got {len(bundles)}")
     first = bundles[0]
+    vocabulary = _vocabulary(first)
     for other in bundles[1:]:
         for what, mine, theirs in (
             ("topic labels", first.topic_labels, other.topic_labels),
             ("sentiment labels", first.sentiment_labels, other.sentiment_labels),
             ("topic head (multi-label or not)", first.multi_label, other.multi_label),
             ("base encoder", _base_id(first), _base_id(other)),
-            ("vocabulary", _vocabulary(first), _vocabulary(other)),
+            ("vocabulary", vocabulary, _vocabulary(other)),
         ):
             if mine != theirs:
                 raise SoupError(
@@ -93,15 +94,12 @@ def average(modules: Sequence[MultiTaskClassifier]) -> MultiTaskClassifier:
         key: torch.stack([s[key].float() for s in states]).mean(0) if tensor.is_floating_point() else tensor
         for key, tensor in states[0].items()
     }
-    soup = load_module_like(modules[0])
+    model = modules[0]
+    soup = MultiTaskClassifier.from_config(
+        model.encoder.config, model.topic_head.out_features, model.sentiment_head.out_features
+    )
     soup.load_state_dict(mean)
     return soup
-
-
-def load_module_like(module: MultiTaskClassifier) -> MultiTaskClassifier:
-    return MultiTaskClassifier.from_config(
-        module.encoder.config, module.topic_head.out_features, module.sentiment_head.out_features
-    )
 
 
 def soup(
