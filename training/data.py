@@ -5,28 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-import numpy as np
 
 from inference.bundle import SENTIMENTS
 from labels.examples import Example, split_bucket
 
 log = logging.getLogger(__name__)
-IGNORE = -100  # a row without a label for a head: PyTorch's default ignore_index
-
-
-def topic_matrix(
-    examples: Sequence[Example], topic_index: dict[str, int], dtype: type = np.float32
-) -> np.ndarray:
-    """Multi-hot topic rows in a model's label order (a row of zeros: no known topic)."""
-    matrix = np.zeros((len(examples), len(topic_index)), dtype=dtype)
-    for row, ex in enumerate(examples):
-        for topic in ex.topic_set:
-            if topic in topic_index:
-                matrix[row, topic_index[topic]] = 1
-    return matrix
 
 
 class DataError(ValueError):

@@ -19,8 +19,8 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from inference.engine import DEFAULT_TOKEN_BUDGET, choose_topics, pad_batch, sigmoid, token_budget_batches
-from training.data import IGNORE, topic_matrix
 from training.metrics import classification_report, multilabel_report
+from training.targets import IGNORE, topic_matrix
 
 if TYPE_CHECKING:  # only a type here: importing labels would pull in the label store's database
     from labels.examples import Example

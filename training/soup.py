@@ -25,9 +25,9 @@ from transformers import AutoTokenizer
 from inference.bundle import TOKENIZER_DIR, Bundle
 from inference.model import MultiTaskClassifier, load_module
 from labels.examples import Example
-from training.data import IGNORE
 from training.export import write_bundle
 from training.quantize import MAX_DROP
+from training.targets import IGNORE
 from training.train import evaluate, export_gate, topic_targets, topic_thresholds
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from inference.bundle import SENTIMENTS, TOKENIZER_DIR, Bundle
 from inference.engine import choose_topics, sigmoid
 from inference.model import MultiTaskClassifier, load_module
 from labels.examples import Example
-from training.data import IGNORE, topic_matrix
 from training.export import write_bundle
 from training.metrics import classification_report, multilabel_report, tune_thresholds
 from training.quantize import CALIBRATION_TEXTS, MAX_DROP, SPEED_TEXTS, GateData, labelled_rows
+from training.targets import IGNORE, topic_matrix
 
 log = logging.getLogger(__name__)
 UNK_WARN_RATE = 0.05
