@@ -6,23 +6,17 @@ from typing import Annotated
 
 import typer
 
-from finsentry.cli.options import (
-    console,
-    load_sets,
-)
+from finsentry.cli.options import LabelColumns, console, label_columns
 from foundation.settings import get_settings
 
 app = typer.Typer(help="Labelled samples: import them, count them.", no_args_is_help=True)
 
 
 @app.command("import")
+@label_columns(multi_label=False)
 def label_import(
     data: Annotated[list[str], typer.Argument(help="CSV/JSONL/JSON file(s); topic:/sentiment: prefixes")],
-    text_col: Annotated[str, typer.Option(help="Column (or JSON key) with the text")] = "text",
-    topic_col: Annotated[str | None, typer.Option(help="Column with the topic label")] = None,
-    sentiment_col: Annotated[str | None, typer.Option(help="Column with the sentiment label")] = None,
-    topic_map: Annotated[str | None, typer.Option(help="0=Analyst Update,... or a TSV file")] = None,
-    sentiment_map: Annotated[str | None, typer.Option(help="e.g. 0=negative,1=positive,2=neutral")] = None,
+    columns: LabelColumns,
     by: Annotated[str, typer.Option(help="Who labelled these")] = "import",
     source: Annotated[str | None, typer.Option(help="Where the texts come from")] = None,
 ) -> None:
@@ -30,7 +24,7 @@ def label_import(
     from labels.store import examples_to_labels
     from training.learning import learning
 
-    examples = load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
+    examples = columns.load(data)
     parts = learning(get_settings(), announce=False)
     result = parts.labels.add(examples_to_labels(examples, by, "import", source))
     counts = parts.labels.counts()

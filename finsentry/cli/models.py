@@ -11,19 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from finsentry.cli.options import (
-    DataFiles,
-    SentimentCol,
-    SentimentMap,
-    SkipBadLabels,
-    TextCol,
-    TopicCol,
-    TopicMap,
-    TopicSep,
-    console,
-    load_sets,
-    print_reports,
-)
+from finsentry.cli.options import DataFiles, LabelColumns, console, label_columns, print_reports
 from foundation.settings import get_settings
 
 Int8MaxDrop = Annotated[
@@ -34,16 +22,11 @@ Int8MaxDrop = Annotated[
 ]
 
 
+@label_columns()
 def train(
     data: DataFiles,
     out: Annotated[Path, typer.Option(help="Bundle folder to write")],
-    text_col: TextCol = "text",
-    topic_col: TopicCol = None,
-    sentiment_col: SentimentCol = None,
-    topic_map: TopicMap = None,
-    sentiment_map: SentimentMap = None,
-    topic_sep: TopicSep = None,
-    skip_bad_labels: SkipBadLabels = False,
+    columns: LabelColumns,
     valid: Annotated[
         list[str] | None, typer.Option(help="Validation file(s), same prefixes; else 80/10/10")
     ] = None,
@@ -85,10 +68,9 @@ def train(
     from training.train import TrainConfig
     from training.train import train as run_train
 
-    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
-    examples, conflicts = deduplicate(load_sets(data, *columns))
+    examples, conflicts = deduplicate(columns.load(data))
     if valid:
-        valid_set = load_sets(valid, *columns)
+        valid_set = columns.load(valid)
         train_set, test_set = examples, []
     else:
         train_set, valid_set, test_set = split(examples)
@@ -129,19 +111,14 @@ def train(
     )
 
 
+@label_columns()
 def distill(
     teacher: Annotated[Path, typer.Option(help="The bundle to distil (its labels, tokenizer and layers)")],
     layers: Annotated[int, typer.Option(help="Encoder layers of the student")],
     data: DataFiles,
     out: Annotated[Path, typer.Option(help="Bundle folder to write the student to")],
     valid: Annotated[list[str], typer.Option(help="Validation file(s): best epoch, thresholds, gates")],
-    text_col: TextCol = "text",
-    topic_col: TopicCol = None,
-    sentiment_col: SentimentCol = None,
-    topic_map: TopicMap = None,
-    sentiment_map: SentimentMap = None,
-    topic_sep: TopicSep = None,
-    skip_bad_labels: SkipBadLabels = False,
+    columns: LabelColumns,
     pick: Annotated[
         str, typer.Option(help="Teacher layers to keep: spread (ends at the top one) or first")
     ] = "spread",
@@ -164,7 +141,6 @@ def distill(
     from training.distill import DistillConfig, DistillError
     from training.distill import distill as run_distill
 
-    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
     config = DistillConfig(
         teacher=teacher,
         out=out,
@@ -181,8 +157,8 @@ def distill(
         progress=not as_json,
     )
     try:
-        train_set, _ = deduplicate(load_sets(data, *columns))
-        result = run_distill(train_set, load_sets(valid, *columns), config)
+        train_set, _ = deduplicate(columns.load(data))
+        result = run_distill(train_set, columns.load(valid), config)
     except DistillError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if as_json:
@@ -202,20 +178,15 @@ def distill(
     )
 
 
+@label_columns()
 def evaluate(
     data: DataFiles,
+    columns: LabelColumns,
     model: Annotated[Path | None, typer.Option(help="Bundle folder")] = None,
     models: Annotated[
         str | None,
         typer.Option(help="A language mix: en=DIR,zh=DIR; each text is scored by its script's bundle"),
     ] = None,
-    text_col: TextCol = "text",
-    topic_col: TopicCol = None,
-    sentiment_col: SentimentCol = None,
-    topic_map: TopicMap = None,
-    sentiment_map: SentimentMap = None,
-    topic_sep: TopicSep = None,
-    skip_bad_labels: SkipBadLabels = False,
     backend: Annotated[str, typer.Option(help="auto, onnx-int8, onnx-fp32 or torch")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
@@ -225,9 +196,7 @@ def evaluate(
 
     if (model is None) == (models is None):
         raise typer.BadParameter("give --model BUNDLE or --models en=DIR,zh=DIR")
-    examples = load_sets(
-        data, text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels
-    )
+    examples = columns.load(data)
     if models is not None:
         folders = get_settings().model_copy(update={"models": models}).language_models
         mixed = evaluate_languages(folders, examples, backend=backend, progress=not as_json)
@@ -252,16 +221,11 @@ def evaluate(
         console.print(f"[UNK] rate: {reports['unk_rate']:.3f}")
 
 
+@label_columns()
 def export(
     model: Annotated[Path, typer.Option(help="Bundle folder to export again")],
     data: Annotated[list[str], typer.Option(help="Validation file(s) to gate the int8 candidates on")],
-    text_col: TextCol = "text",
-    topic_col: TopicCol = None,
-    sentiment_col: SentimentCol = None,
-    topic_map: TopicMap = None,
-    sentiment_map: SentimentMap = None,
-    topic_sep: TopicSep = None,
-    skip_bad_labels: SkipBadLabels = False,
+    columns: LabelColumns,
     int8_max_drop: Int8MaxDrop = 0.5,
 ) -> None:
     """Export a bundle's weights to ONNX fp32 and int8 again and gate int8 on labelled rows.
@@ -272,8 +236,7 @@ def export(
     from training.export import reexport
     from training.quantize import GateData, labelled_rows
 
-    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
-    examples = load_sets(data, *columns)
+    examples = columns.load(data)
     bundle = Bundle.open(model)
     rows = labelled_rows(examples, bundle.topic_labels, bundle.sentiment_labels, bundle.topic_thresholds)
     gate = GateData(texts=rows.texts, labelled=rows, max_drop=int8_max_drop / 100)
@@ -315,15 +278,12 @@ def _figures(figures: dict[str, dict[str, float]]) -> str:
     )
 
 
+@label_columns(multi_label=False)
 def simulate_nights(
     data: Annotated[list[str], typer.Option(help="Training file(s); topic:/sentiment: prefixes")],
     valid: Annotated[list[str], typer.Option(help="Validation file(s) to score every model on")],
     home: Annotated[Path, typer.Option(help="A fresh folder for this run's database and registry")],
-    text_col: Annotated[str, typer.Option(help="Column (or JSON key) with the text")] = "text",
-    topic_col: Annotated[str | None, typer.Option(help="Column with the topic label")] = None,
-    sentiment_col: Annotated[str | None, typer.Option(help="Column with the sentiment label")] = None,
-    topic_map: Annotated[str | None, typer.Option(help="0=Analyst Update,... or a TSV file")] = None,
-    sentiment_map: Annotated[str | None, typer.Option(help="e.g. 0=negative,1=positive,2=neutral")] = None,
+    columns: LabelColumns,
     epochs: Annotated[int, typer.Option(help="Epochs of each night")] = 1,
     first_epochs: Annotated[int, typer.Option(help="Epochs of the first model, from the base")] = 2,
     max_steps: Annotated[int | None, typer.Option(help="Cap the optimiser steps of a night")] = None,
@@ -334,8 +294,8 @@ def simulate_nights(
 
     from finsentry.nights import NightRow, simulate
 
-    examples = load_sets(data, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
-    valid_rows = load_sets(valid, text_col, topic_col, sentiment_col, topic_map, sentiment_map)
+    examples = columns.load(data)
+    valid_rows = columns.load(valid)
     valid_sets = {
         "topic": [ex for ex in valid_rows if ex.topic is not None],
         "sentiment": [ex for ex in valid_rows if ex.sentiment is not None],
@@ -369,6 +329,7 @@ def _valid_line(valid: dict) -> str:
     return " ".join(f"{h} acc {v['accuracy']:.3f} F1 {v['macro_f1']:.3f}" for h, v in valid.items())
 
 
+@label_columns()
 def soup(
     bundle: Annotated[
         list[Path], typer.Option(help="A bundle to average; repeat (runs fine-tuned from one base encoder)")
@@ -376,13 +337,7 @@ def soup(
     data: DataFiles,
     out: Annotated[Path, typer.Option(help="Bundle folder to write the soup to")],
     valid: Annotated[list[str], typer.Option(help="Validation file(s): the greedy choice and the gates")],
-    text_col: TextCol = "text",
-    topic_col: TopicCol = None,
-    sentiment_col: SentimentCol = None,
-    topic_map: TopicMap = None,
-    sentiment_map: SentimentMap = None,
-    topic_sep: TopicSep = None,
-    skip_bad_labels: SkipBadLabels = False,
+    columns: LabelColumns,
     int8_max_drop: Int8MaxDrop = 0.5,
 ) -> None:
     """Average the weights of bundles fine-tuned from one base (greedy soup: best first, each kept
@@ -390,11 +345,8 @@ def soup(
     from training.soup import SoupError
     from training.soup import soup as run_soup
 
-    columns = (text_col, topic_col, sentiment_col, topic_map, sentiment_map, topic_sep, skip_bad_labels)
     try:
-        result = run_soup(
-            bundle, load_sets(data, *columns), load_sets(valid, *columns), out, int8_max_drop / 100
-        )
+        result = run_soup(bundle, columns.load(data), columns.load(valid), out, int8_max_drop / 100)
     except SoupError as exc:
         raise typer.BadParameter(str(exc)) from exc
     table = Table(title="ingredients, best first (validation)")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -46,37 +49,82 @@ DataFiles = Annotated[
 ]
 
 
-def load_sets(
-    data: list[str],
-    text_col: str,
-    topic_col: str | None,
-    sentiment_col: str | None,
-    topic_map: str | None,
-    sentiment_map: str | None,
-    topic_sep: str | None = None,
-    skip_bad_labels: bool = False,
-) -> list[Example]:
-    """Reads every --data file; a `topic:` or `sentiment:` prefix limits a file to that head's labels,
-    for files whose label column has the same name (the Twitter topic and sentiment sets)."""
-    from training.data import load_examples, parse_label_map
+@dataclass(frozen=True)
+class LabelColumns:
+    """Where a labelled file keeps its text and labels, and what the raw labels mean."""
 
-    topics, sentiments = parse_label_map(topic_map), parse_label_map(sentiment_map)
-    examples = []
-    for spec in data:
-        head, sep, name = spec.partition(":")
-        if not sep or head not in ("topic", "sentiment"):
-            head, name = "", spec
-        examples += load_examples(
-            Path(name),
-            text_col,
-            topic_col if head in ("", "topic") else None,
-            sentiment_col if head in ("", "sentiment") else None,
-            topics,
-            sentiments,
-            topic_sep,
-            skip_bad_labels,
-        )
-    return examples
+    text: str = "text"
+    topic: str | None = None
+    sentiment: str | None = None
+    topic_map: str | None = None
+    sentiment_map: str | None = None
+    topic_sep: str | None = None
+    skip_bad_labels: bool = False
+
+    def load(self, data: Sequence[str]) -> list[Example]:
+        """Reads every file; a `topic:` or `sentiment:` prefix limits a file to that head's labels,
+        for files whose label column has the same name (the Twitter topic and sentiment sets)."""
+        from training.data import load_examples, parse_label_map
+
+        topics, sentiments = parse_label_map(self.topic_map), parse_label_map(self.sentiment_map)
+        examples = []
+        for spec in data:
+            head, sep, name = spec.partition(":")
+            if not sep or head not in ("topic", "sentiment"):
+                head, name = "", spec
+            examples += load_examples(
+                Path(name),
+                self.text,
+                self.topic if head in ("", "topic") else None,
+                self.sentiment if head in ("", "sentiment") else None,
+                topics,
+                sentiments,
+                self.topic_sep,
+                self.skip_bad_labels,
+            )
+        return examples
+
+
+# The command-line option of each LabelColumns field: (option parameter, its type, its default).
+_COLUMN_OPTIONS = {
+    "text": ("text_col", TextCol, "text"),
+    "topic": ("topic_col", TopicCol, None),
+    "sentiment": ("sentiment_col", SentimentCol, None),
+    "topic_map": ("topic_map", TopicMap, None),
+    "sentiment_map": ("sentiment_map", SentimentMap, None),
+    "topic_sep": ("topic_sep", TopicSep, None),
+    "skip_bad_labels": ("skip_bad_labels", SkipBadLabels, False),
+}
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def label_columns(*, multi_label: bool = True) -> Callable[[Command], Command]:
+    """Gives a command the label options (--text-col, --topic-col, ...) as one `columns: LabelColumns`
+    argument: typer sees the options, the command gets them together. Without `multi_label` there is
+    no --topic-sep (for what keeps one topic a text, like the label store)."""
+    fields = {k: v for k, v in _COLUMN_OPTIONS.items() if multi_label or k != "topic_sep"}
+
+    def decorate(command: Command) -> Command:
+        own = [
+            p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "columns"
+        ]
+        options = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, annotation, default in fields.values()
+        ]
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + options
+
+        @functools.wraps(command)
+        def with_columns(**kwargs: Any) -> None:
+            columns = LabelColumns(**{field: kwargs.pop(fields[field][0]) for field in fields})
+            command(columns=columns, **kwargs)
+
+        with_columns.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        with_columns.__annotations__ = {p.name: p.annotation for p in parameters}
+        return cast(Command, with_columns)
+
+    return decorate
 
 
 def print_reports(reports: dict, title: str) -> None:
