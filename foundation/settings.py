@@ -67,9 +67,10 @@ class Settings(BaseSettings):
     # Stream processing
     max_batch: int = Field(64, ge=1, le=4096)
     max_wait_ms: int = Field(
-        20,
+        5,
         ge=1,
-        description="How long a micro-batch waits for more events after its first; under a backlog"
+        description="How long the worker gathers the next micro-batch once it has handed one over; what"
+        " arrived while the model was busy waits too, so a long wait idles the model. Under a backlog"
         " batches fill to max_batch at once, so this only sets the latency of a stream that keeps up",
     )
     max_message_bytes: int = Field(64 * 1024, ge=1024)
@@ -96,12 +97,6 @@ class Settings(BaseSettings):
     )
     max_length: int = Field(128, ge=8, le=512)
     threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
-    single_thread_tokens: int = Field(
-        512,
-        ge=0,
-        description="The worker runs an ONNX call of at most this many padded tokens on one thread, so"
-        " that a light stream leaves the other cores to the event loop and Kafka (0: all threads always)",
-    )
     watchlist: Path | None = Field(None, description="YAML or CSV of companies: id, name, tickers, aliases")
     rules: Path | None = Field(None, description="Alert rules YAML; the shipped defaults when unset")
     receivers: Path | None = Field(

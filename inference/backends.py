@@ -8,7 +8,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from inference.bundle import ONNX_FP32, ONNX_INT8, Bundle, BundleError
-from inference.machine import cores
 
 BACKENDS = ("auto", "onnx-int8", "onnx-fp32", "torch", "torch-bf16")
 
@@ -23,42 +22,18 @@ class Backend(Protocol):
 
 
 class OnnxBackend:
-    """An ONNX Runtime session; calls of at most `single_thread_tokens` padded tokens run on a second,
-    one-thread session of the same file.
+    """An ONNX Runtime session of the bundle's fp32 or int8 file."""
 
-    Alone on the machine, every call is faster on all cores. In a worker the event loop, the Kafka
-    client and the bookkeeping thread want a core too, and a call on every core waits for whichever
-    of its threads was preempted. Calls are small when the stream is light and big under a backlog,
-    so a light stream leaves a core to the rest of the worker and a backlog gets them all.
-    """
-
-    def __init__(
-        self, bundle: Bundle, quantized: bool, threads: int = 0, single_thread_tokens: int = 0
-    ) -> None:
+    def __init__(self, bundle: Bundle, quantized: bool, threads: int = 0) -> None:
         filename = ONNX_INT8 if quantized else ONNX_FP32
         if not bundle.has(filename):
             raise BundleError(f"{bundle.root}: no {filename} in this bundle")
-        path = bundle.path(filename)
-        self.session = _onnx_session(path, threads)
-        self.single_thread_tokens = single_thread_tokens
-        self.small_session = None
-        if single_thread_tokens and (threads or cores()) > 1:
-            self.small_session = _onnx_session(path, 1)
-            self._run(self.small_session, np.zeros((1, 2), np.int64), np.ones((1, 2), np.int64))  # warm
+        self.session = _onnx_session(bundle.path(filename), threads)
         self.name = "onnx-int8" if quantized else "onnx-fp32"
         self.device = "cpu"
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        session = self.session
-        if self.small_session is not None and input_ids.size <= self.single_thread_tokens:
-            session = self.small_session
-        return self._run(session, input_ids, attention_mask)
-
-    @staticmethod
-    def _run(
-        session: Any, input_ids: np.ndarray, attention_mask: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        topic, sentiment = session.run(
+        topic, sentiment = self.session.run(
             ["topic_logits", "sentiment_logits"],
             {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)},
         )
@@ -73,6 +48,9 @@ def _onnx_session(path: Path, threads: int) -> Any:
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle pool threads sleep rather than spin: a worker shares its cores with the event loop, Kafka
+    # and Redis, and a spinning thread takes a third of a core from them (measured in the README).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -116,11 +94,8 @@ def open_backend(
     backend: str = "auto",
     device: str = "auto",
     threads: int = 0,
-    single_thread_tokens: int = 0,
 ) -> Backend:
-    """The backend asked for; `auto` takes CUDA torch when a GPU is there, else the bundle's served ONNX.
-
-    single_thread_tokens: see OnnxBackend (ONNX only; 0: every call on all threads)."""
+    """The backend asked for; `auto` takes CUDA torch when a GPU is there, else the bundle's served ONNX."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if device == "auto":
@@ -140,4 +115,4 @@ def open_backend(
         return TorchBackend(bundle, device=device, threads=threads, half=half)
     if device == "cuda":
         raise ValueError("the ONNX backends run on CPU here; use --backend torch for CUDA")
-    return OnnxBackend(bundle, backend == "onnx-int8", threads, single_thread_tokens)
+    return OnnxBackend(bundle, backend == "onnx-int8", threads)

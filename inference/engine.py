@@ -122,7 +122,6 @@ class InferenceEngine:
         threads: int = 0,
         token_budget: int | None = None,
         allow_unservable: bool = False,
-        single_thread_tokens: int = 0,
     ) -> None:
         self.backend_name = backend
         self.device = device
@@ -131,7 +130,6 @@ class InferenceEngine:
         self.allow_unservable = allow_unservable  # to measure a bundle (eval, bench), never to serve it
         self.max_length = max_length
         self.threads = threads
-        self.single_thread_tokens = single_thread_tokens
         self._swap_lock = threading.Lock()
         # One worker thread: model calls leave the event loop but never run two at a time.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -160,9 +158,7 @@ class InferenceEngine:
             raise BundleError(f"{bundle_dir}: not servable ({because})")
         try:
             tokenizer = TextEncoder(bundle.path(TOKENIZER_DIR))
-            backend = open_backend(
-                bundle, self.backend_name, self.device, self.threads, self.single_thread_tokens
-            )
+            backend = open_backend(bundle, self.backend_name, self.device, self.threads)
         except (OSError, ValueError, RuntimeError) as exc:
             raise BundleError(f"{bundle_dir}: cannot load ({exc})") from exc
         model = LoadedModel(bundle, tokenizer, backend)

@@ -405,7 +405,6 @@ def load_models(settings: Settings) -> tuple[LanguageModels, dict[str, Path]]:
         "batch_size": settings.inference_batch,
         "token_budget": settings.inference_token_budget,
         "threads": settings.threads,
-        "single_thread_tokens": settings.single_thread_tokens,
     }
     folders = settings.language_models
     if folders:

@@ -92,24 +92,11 @@ def test_token_budget_changes_the_calls_not_the_answers(tiny_bundle: Path) -> No
     assert len(calls) > 1 and all(rows * width <= 100 or rows == 1 for rows, width in calls)
 
 
-def test_small_calls_run_on_the_one_thread_session_with_the_same_answers(tiny_bundle: Path) -> None:
-    whole = probabilities(InferenceEngine(tiny_bundle, "onnx-fp32", threads=2), TEXTS)
-    engine = InferenceEngine(tiny_bundle, "onnx-fp32", threads=2, token_budget=200, single_thread_tokens=100)
-    backend = engine._model.backend
-    assert isinstance(backend, OnnxBackend) and backend.small_session is not None
-    sessions: list[tuple[int, bool]] = []
-    run = backend._run
-
-    def recording(session: object, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sessions.append((ids.size, session is backend.small_session))
-        return run(session, ids, mask)
-
-    object.__setattr__(backend, "_run", recording)
-    assert np.abs(probabilities(engine, TEXTS) - whole).max() < 1e-5
-    assert {small for _, small in sessions} == {True, False}
-    assert all(small == (size <= 100) for size, small in sessions)
-    one_thread = InferenceEngine(tiny_bundle, "onnx-fp32", threads=1, single_thread_tokens=100)
-    assert one_thread._model.backend.small_session is None  # already one thread: no second session
+def test_onnx_pool_threads_sleep_between_calls_rather_than_spin(tiny_bundle: Path) -> None:
+    backend = InferenceEngine(tiny_bundle, "onnx-int8", threads=2).backend
+    assert isinstance(backend, OnnxBackend)
+    options = backend.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_predictions_carry_labels_and_version(tiny_bundle: Path) -> None:
