@@ -6,7 +6,8 @@ import os
 import platform
 from pathlib import Path
 
-# The extensions that decide which int8 and bf16 kernels run: VNNI makes int8 matmuls pay, AMX more so.
+# The extensions that decide which int8 and bf16 kernels run: VNNI makes int8 matmuls pay, AMX more so
+# (amx_bf16 is what makes torch bf16 on CPU fast).
 FLAGS_OF_INTEREST = (
     "avx2",
     "fma",
@@ -16,6 +17,7 @@ FLAGS_OF_INTEREST = (
     "avx512_bf16",
     "amx_tile",
     "amx_int8",
+    "amx_bf16",
 )
 
 

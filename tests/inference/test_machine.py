@@ -18,6 +18,8 @@ def test_flags_of_interest_are_read_from_cpuinfo(tmp_path: Path) -> None:
     assert cpu_flags(cpuinfo) == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
     assert cpu_model(cpuinfo) == "AMD EPYC 9B45"
     assert cpu_flags(tmp_path / "missing") == []
+    cpuinfo.write_text("flags\t\t: avx2 amx_bf16 amx_tile avx512_vnni amx_int8\n")
+    assert cpu_flags(cpuinfo) == ["avx2", "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16"]
 
 
 def test_the_summary_names_cores_and_says_when_vnni_is_missing() -> None:
