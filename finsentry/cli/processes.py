@@ -40,6 +40,8 @@ def up(
     ] = None,
 ) -> None:
     """Run the embedded stack (Kafka, Redis, SQLite, worker, API, console) in the foreground; Ctrl-C stops."""
+    import signal
+
     from finsentry.demo import ensure_models, model_settings
     from finsentry.services.process import ServiceError
     from finsentry.stack import LocalStack
@@ -47,6 +49,9 @@ def up(
     settings = get_settings()
     models = {"": model} if model else ensure_models(settings, console)
     settings = settings.model_copy(update=model_settings(models))
+    # The worker and the API stop on SIGINT even when started with it ignored (as a background job
+    # is); without this, up would outlive them and report their clean exit as a failure.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stack = LocalStack(settings)
     try:
         stack.start(with_console=True)
