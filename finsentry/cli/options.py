@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
@@ -49,7 +49,7 @@ DataFiles = Annotated[
 ]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class LabelColumns:
     """Where a labelled file keeps its text and labels, and what the raw labels mean."""
 
@@ -85,15 +85,16 @@ class LabelColumns:
         return examples
 
 
-# The command-line option of each LabelColumns field: (option parameter, its type, its default).
+# The command-line option of each LabelColumns field (its parameter name and type); the default is
+# the field's own.
 _COLUMN_OPTIONS = {
-    "text": ("text_col", TextCol, "text"),
-    "topic": ("topic_col", TopicCol, None),
-    "sentiment": ("sentiment_col", SentimentCol, None),
-    "topic_map": ("topic_map", TopicMap, None),
-    "sentiment_map": ("sentiment_map", SentimentMap, None),
-    "topic_sep": ("topic_sep", TopicSep, None),
-    "skip_bad_labels": ("skip_bad_labels", SkipBadLabels, False),
+    "text": ("text_col", TextCol),
+    "topic": ("topic_col", TopicCol),
+    "sentiment": ("sentiment_col", SentimentCol),
+    "topic_map": ("topic_map", TopicMap),
+    "sentiment_map": ("sentiment_map", SentimentMap),
+    "topic_sep": ("topic_sep", TopicSep),
+    "skip_bad_labels": ("skip_bad_labels", SkipBadLabels),
 }
 
 Command = TypeVar("Command", bound=Callable[..., None])
@@ -109,9 +110,12 @@ def label_columns(*, multi_label: bool = True) -> Callable[[Command], Command]:
         own = [
             p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "columns"
         ]
+        defaults = {field.name: field.default for field in dataclasses.fields(LabelColumns)}
         options = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-            for name, annotation, default in fields.values()
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=defaults[field], annotation=annotation
+            )
+            for field, (name, annotation) in fields.items()
         ]
         parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + options
 
