@@ -28,7 +28,7 @@ class OnnxBackend:
         filename = ONNX_INT8 if quantized else ONNX_FP32
         if not bundle.has(filename):
             raise BundleError(f"{bundle.root}: no {filename} in this bundle")
-        self.session = _onnx_session(bundle.path(filename), threads)
+        self.session = onnx_session(bundle.path(filename), threads)
         self.name = "onnx-int8" if quantized else "onnx-fp32"
         self.device = "cpu"
 
@@ -40,7 +40,7 @@ class OnnxBackend:
         return topic, sentiment
 
 
-def _onnx_session(path: Path, threads: int) -> Any:
+def onnx_session(path: Path, threads: int = 0) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -48,10 +48,16 @@ def _onnx_session(path: Path, threads: int) -> Any:
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # Idle pool threads sleep rather than spin: a worker shares its cores with the event loop, Kafka
-    # and Redis, and a spinning thread takes a third of a core from them (measured in the README).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # Pool threads spin between the operators of one call (a sleeping thread wakes too late for the
+    # encoder's many small operators) and stop when the call returns: between calls a worker shares its
+    # cores with the event loop, Kafka and Redis (both measured in the README).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
+    # ONNX Runtime's SkipLayerNormalization kernel runs several times slower here than the Add and
+    # LayerNormalization it replaces (README), so that one fusion is left out.
+    return ort.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=["SkipLayerNormFusion"]
+    )
 
 
 class TorchBackend:

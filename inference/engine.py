@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Padded tokens per model call on CPU: 32 texts of 64 tokens, or fewer of the longer ones.
 DEFAULT_TOKEN_BUDGET = 2048
+# What one more model call costs on CPU, in padded tokens' worth of compute (measured, README).
+CPU_CALL_COST = 64
 
 # Fixed texts every model must score sanely before it is allowed to serve.
 PROBE_TEXTS = (
@@ -71,14 +74,43 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
 
 
-def token_budget_batches(lengths: Sequence[int], batch_size: int, token_budget: int) -> list[list[int]]:
-    """Indices sorted by length, cut into calls of at most batch_size texts and, when token_budget > 0,
-    at most token_budget padded tokens (a call is padded to its longest text; a text longer than the
-    budget goes alone). Similar lengths travel together, so little compute goes to padding."""
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, token_budget: int = 0, call_cost: int | None = CPU_CALL_COST
+) -> list[list[int]]:
+    """Indices sorted by length and cut into model calls of at most batch_size texts and, when
+    token_budget > 0, at most token_budget padded tokens (a text longer than the budget goes alone).
+
+    On CPU every padded token costs compute, and so does every call: the cuts are the ones that make
+    padded tokens plus call_cost per call least (exact, by dynamic programming over the sorted lengths),
+    so a few long texts no longer pad many short ones. call_cost None: the fewest calls (a GPU)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if call_cost is None:
+        return _fewest_calls(order, [lengths[i] for i in order], batch_size, token_budget)
+    width = [lengths[i] for i in order]
+    # cost[end]: least cost of the first `end` sorted texts; start[end]: where its last call begins.
+    cost = [0] + [math.inf] * len(order)
+    start = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for begin in range(end - 1, max(0, end - batch_size) - 1, -1):
+            texts = end - begin
+            if texts > 1 and token_budget > 0 and texts * width[end - 1] > token_budget:
+                break  # wider calls only grow from here
+            candidate = cost[begin] + call_cost + texts * width[end - 1]
+            if candidate < cost[end]:
+                cost[end], start[end] = candidate, begin
+    batches: list[list[int]] = []
+    end = len(order)
+    while end:
+        batches.append(order[start[end] : end])
+        end = start[end]
+    return batches[::-1]
+
+
+def _fewest_calls(order: list[int], width: list[int], batch_size: int, token_budget: int) -> list[list[int]]:
     batches: list[list[int]] = []
     current: list[int] = []
-    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        too_wide = token_budget > 0 and (len(current) + 1) * lengths[i] > token_budget
+    for i, w in zip(order, width, strict=True):
+        too_wide = token_budget > 0 and (len(current) + 1) * w > token_budget
         if current and (len(current) == batch_size or too_wide):
             batches.append(current)
             current = []
@@ -210,11 +242,13 @@ class InferenceEngine:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def budget_for(self, model: LoadedModel) -> int:
-        """Padded tokens per call: a GPU takes whole batches, a CPU pays for every padded token."""
-        if self.token_budget is not None:
-            return self.token_budget
-        return 0 if model.backend.device.startswith("cuda") else DEFAULT_TOKEN_BUDGET
+    def calls_for(self, model: LoadedModel, lengths: Sequence[int]) -> list[list[int]]:
+        """A GPU takes whole batches; a CPU pays for every padded token and for every call."""
+        on_gpu = model.backend.device.startswith("cuda")
+        budget = self.token_budget
+        if budget is None:
+            budget = 0 if on_gpu else DEFAULT_TOKEN_BUDGET
+        return plan_batches(lengths, self.batch_size, budget, None if on_gpu else CPU_CALL_COST)
 
     def _predict_with(self, model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
@@ -224,9 +258,7 @@ class InferenceEngine:
         pad_id = model.tokenizer.pad_id
         topic_rows: list[np.ndarray | None] = [None] * len(texts)
         sentiment_rows: list[np.ndarray | None] = [None] * len(texts)
-        for chunk in token_budget_batches(
-            [len(ids) for ids in encoded], self.batch_size, self.budget_for(model)
-        ):
+        for chunk in self.calls_for(model, [len(ids) for ids in encoded]):
             ids, mask = pad_batch([encoded[i] for i in chunk], pad_id)
             topic_logits, sentiment_logits = model.backend(ids, mask)
             topic_probs = sigmoid(topic_logits) if model.bundle.multi_label else softmax(topic_logits)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from inference.engine import DEFAULT_TOKEN_BUDGET, choose_topics, pad_batch, sigmoid, token_budget_batches
+from inference.backends import onnx_session
+from inference.engine import DEFAULT_TOKEN_BUDGET, choose_topics, pad_batch, plan_batches, sigmoid
 from training.metrics import classification_report, multilabel_report
 from training.targets import IGNORE, topic_matrix
 
@@ -207,8 +208,8 @@ def padded_batches(
 
 @dataclass(frozen=True)
 class SortedBatches:
-    """Texts tokenised once and batched by length as the engine batches them on CPU (32 texts or 2,048
-    padded tokens a call); `order` undoes it. Dynamic int8 scales its activations per call, so a text's
+    """Texts tokenised once and batched by length as the engine batches them on CPU (`plan_batches`);
+    `order` undoes it. Dynamic int8 scales its activations per call, so a text's
     scores depend a little on its neighbours in the call: the gate must see the engine's calls."""
 
     batches: list[Batch]
@@ -224,7 +225,7 @@ class SortedBatches:
         token_budget: int = DEFAULT_TOKEN_BUDGET,
     ) -> SortedBatches:
         ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
-        chunks = token_budget_batches([len(row) for row in ids], batch_size, token_budget)
+        chunks = plan_batches([len(row) for row in ids], batch_size, token_budget)
         pad_id = tokenizer.pad_token_id or 0
         batches = [pad_batch([ids[i] for i in chunk], pad_id) for chunk in chunks]
         return cls(batches, [i for chunk in chunks for i in chunk])
@@ -239,9 +240,8 @@ class SortedBatches:
 
 
 def open_session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """A session as the engine opens it, so the gate's speeds are the served speeds."""
+    return onnx_session(path)
 
 
 def texts_per_s(session: Any, batches: SortedBatches, passes: int = 2) -> float:
