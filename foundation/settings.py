@@ -65,7 +65,13 @@ class Settings(BaseSettings):
     )
 
     # Stream processing
-    max_batch: int = Field(64, ge=1, le=4096)
+    max_batch: int = Field(
+        256,
+        ge=1,
+        le=4096,
+        description="Events per micro-batch at most. Under a backlog each batch pays its Kafka, Redis and SQL"
+        " round trips once: 256 drained 462 events/s where 64 drained 385 (README)",
+    )
     max_wait_ms: int = Field(
         5,
         ge=1,

@@ -38,7 +38,7 @@ def test_compose_settings_load(monkeypatch) -> None:  # type: ignore[no-untyped-
         monkeypatch.setenv(variable, str(value).replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}", "pw"))
     settings = Settings()
     assert settings.kafka_bootstrap == "kafka:9092"
-    assert settings.max_batch == 64
+    assert settings.max_batch == 256
     assert settings.effective_database_url.startswith("postgresql+psycopg://")
 
 
