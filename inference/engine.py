@@ -84,9 +84,9 @@ def plan_batches(
     padded tokens plus call_cost per call least (exact, by dynamic programming over the sorted lengths),
     so a few long texts no longer pad many short ones. call_cost None: the fewest calls (a GPU)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    if call_cost is None:
-        return _fewest_calls(order, [lengths[i] for i in order], batch_size, token_budget)
     width = [lengths[i] for i in order]
+    if call_cost is None:
+        return _fewest_calls(order, width, batch_size, token_budget)
     # cost[end]: least cost of the first `end` sorted texts; start[end]: where its last call begins.
     cost = [0] + [math.inf] * len(order)
     start = [0] * (len(order) + 1)

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
+from inference.backends import onnx_session
 from inference.bundle import (
     ENCODER_DIR,
     ONNX_FP32,
@@ -48,7 +49,6 @@ from training.quantize import (
     drops,
     gate_failures,
     head_figures,
-    open_session,
     padded_batches,
     quantize,
     texts_per_s,
@@ -121,7 +121,7 @@ def check_fp32(
 ) -> float:
     """The fp32 ONNX file's largest logit difference from torch; ExportError above FP32_TOLERANCE."""
     batches = padded_batches(tokenizer, texts[:TORCH_CHECK_TEXTS], max_length)
-    session = open_session(path)
+    session = onnx_session(path)
     outs = [session.run(None, {"input_ids": ids, "attention_mask": mask}) for ids, mask in batches]
     onnx = (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs]))
     max_diff = max(
@@ -143,7 +143,7 @@ class _Bench:
     max_drop: float
 
     def measure(self, path: Path) -> tuple[float, tuple[np.ndarray, np.ndarray], Figures]:
-        session = open_session(path)
+        session = onnx_session(path)
         logits = self.scoring.run(session)
         figures = head_figures(self.labelled, *logits) if self.labelled else {}
         return texts_per_s(session, self.speed), logits, figures

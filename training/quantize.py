@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from inference.backends import onnx_session
 from inference.engine import DEFAULT_TOKEN_BUDGET, choose_topics, pad_batch, plan_batches, sigmoid
 from training.metrics import classification_report, multilabel_report
 from training.targets import IGNORE, topic_matrix
@@ -209,8 +208,8 @@ def padded_batches(
 @dataclass(frozen=True)
 class SortedBatches:
     """Texts tokenised once and batched by length as the engine batches them on CPU (`plan_batches`);
-    `order` undoes it. Dynamic int8 scales its activations per call, so a text's
-    scores depend a little on its neighbours in the call: the gate must see the engine's calls."""
+    `order` undoes it. Dynamic int8 scales its activations per call, so a text's scores depend a little
+    on its neighbours in the call: the gate must see the engine's calls."""
 
     batches: list[Batch]
     order: list[int]
@@ -237,11 +236,6 @@ class SortedBatches:
         back = np.empty(len(self.order), dtype=np.int64)
         back[self.order] = np.arange(len(self.order))
         return topic[back], sentiment[back]
-
-
-def open_session(path: Path) -> Any:
-    """A session as the engine opens it, so the gate's speeds are the served speeds."""
-    return onnx_session(path)
 
 
 def texts_per_s(session: Any, batches: SortedBatches, passes: int = 2) -> float:

@@ -11,6 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from inference import Bundle, InferenceEngine
+from inference.backends import onnx_session
 from inference.bundle import SENTIMENTS
 from labels.examples import Example
 from tests.tiny_model import CHECK_TEXTS, TOPICS, build_tiny_bundle, tiny_module
@@ -23,7 +24,6 @@ from training.quantize import (
     QuantizationError,
     SortedBatches,
     labelled_rows,
-    open_session,
     quantize,
 )
 
@@ -33,7 +33,7 @@ def rows_labelled_by(bundle_dir: Path) -> GateData:
     bundle = Bundle.open(bundle_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(bundle.path("tokenizer")))
     topic, sentiment = SortedBatches.of(tokenizer, CHECK_TEXTS, 64).run(
-        open_session(bundle.path("model.onnx"))
+        onnx_session(bundle.path("model.onnx"))
     )
     examples = [
         Example(text=text, topic=TOPICS[t], sentiment=SENTIMENTS[s])
@@ -161,7 +161,7 @@ def test_each_method_writes_a_model_that_runs_and_static_needs_calibration(tmp_p
     for method in METHODS:
         target = tmp_path / f"{method}.onnx"
         quantize(root / "model.onnx", target, method, batches.batches)
-        topic, sentiment = batches.run(open_session(target))
+        topic, sentiment = batches.run(onnx_session(target))
         assert topic.shape == (len(CHECK_TEXTS), len(TOPICS)) and np.isfinite(sentiment).all()
     with pytest.raises(QuantizationError, match="calibration"):
         quantize(root / "model.onnx", tmp_path / "x.onnx", "static-qdq")
