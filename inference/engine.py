@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 
 # Padded tokens per model call on CPU: 32 texts of 64 tokens, or fewer of the longer ones.
 DEFAULT_TOKEN_BUDGET = 2048
-# What one more model call costs on CPU, in padded tokens' worth of compute (measured, README).
-CPU_CALL_COST = 64
 
 # Fixed texts every model must score sanely before it is allowed to serve.
 PROBE_TEXTS = (
@@ -75,7 +73,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 def plan_batches(
-    lengths: Sequence[int], batch_size: int, token_budget: int = 0, call_cost: int | None = CPU_CALL_COST
+    lengths: Sequence[int], batch_size: int, token_budget: int, call_cost: int | None
 ) -> list[list[int]]:
     """Indices sorted by length and cut into model calls of at most batch_size texts and, when
     token_budget > 0, at most token_budget padded tokens (a text longer than the budget goes alone).
@@ -244,26 +242,28 @@ class InferenceEngine:
 
     def calls_for(self, model: LoadedModel, lengths: Sequence[int]) -> list[list[int]]:
         """A GPU takes whole batches; a CPU pays for every padded token and for every call."""
-        on_gpu = model.backend.device.startswith("cuda")
+        call_cost = model.backend.call_cost
         budget = self.token_budget
         if budget is None:
-            budget = 0 if on_gpu else DEFAULT_TOKEN_BUDGET
-        return plan_batches(lengths, self.batch_size, budget, None if on_gpu else CPU_CALL_COST)
+            budget = 0 if call_cost is None else DEFAULT_TOKEN_BUDGET
+        return plan_batches(lengths, self.batch_size, budget, call_cost)
 
     def _predict_with(self, model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
         max_length = self.max_length or model.bundle.max_length
         encoded = model.tokenizer.encode(texts, max_length)
-        pad_id = model.tokenizer.pad_id
+        calls = self.calls_for(model, [len(ids) for ids in encoded])
+        if model.backend.lanes > 1:
+            # The longest calls first, so that lanes finish together rather than one waiting on the last.
+            calls.sort(key=lambda call: len(call) * max(len(encoded[i]) for i in call), reverse=True)
+        batches = [pad_batch([encoded[i] for i in call], model.tokenizer.pad_id) for call in calls]
         topic_rows: list[np.ndarray | None] = [None] * len(texts)
         sentiment_rows: list[np.ndarray | None] = [None] * len(texts)
-        for chunk in self.calls_for(model, [len(ids) for ids in encoded]):
-            ids, mask = pad_batch([encoded[i] for i in chunk], pad_id)
-            topic_logits, sentiment_logits = model.backend(ids, mask)
+        for call, (topic_logits, sentiment_logits) in zip(calls, model.backend.run_all(batches), strict=True):
             topic_probs = sigmoid(topic_logits) if model.bundle.multi_label else softmax(topic_logits)
             sentiment_probs = softmax(sentiment_logits)
-            for row, i in enumerate(chunk):
+            for row, i in enumerate(call):
                 topic_rows[i] = topic_probs[row]
                 sentiment_rows[i] = sentiment_probs[row]
         return [self._prediction(model, t, s) for t, s in zip(topic_rows, sentiment_rows, strict=True)]

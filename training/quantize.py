@@ -13,11 +13,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from inference.backends import ONNX_CALL_COST, OnnxLanes
 from inference.engine import DEFAULT_TOKEN_BUDGET, choose_topics, pad_batch, plan_batches, sigmoid
 from training.metrics import classification_report, multilabel_report
 from training.targets import IGNORE, topic_matrix
@@ -224,30 +225,28 @@ class SortedBatches:
         token_budget: int = DEFAULT_TOKEN_BUDGET,
     ) -> SortedBatches:
         ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
-        chunks = plan_batches([len(row) for row in ids], batch_size, token_budget)
+        chunks = plan_batches([len(row) for row in ids], batch_size, token_budget, ONNX_CALL_COST)
         pad_id = tokenizer.pad_token_id or 0
         batches = [pad_batch([ids[i] for i in chunk], pad_id) for chunk in chunks]
         return cls(batches, [i for chunk in chunks for i in chunk])
 
-    def run(self, session: Any) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, model: OnnxLanes) -> tuple[np.ndarray, np.ndarray]:
         """Both heads' logits in the texts' original order."""
-        outs = [session.run(None, {"input_ids": ids, "attention_mask": mask}) for ids, mask in self.batches]
+        outs = model.run_all(self.batches)
         topic, sentiment = (np.concatenate([o[k] for o in outs]) for k in (0, 1))
         back = np.empty(len(self.order), dtype=np.int64)
         back[self.order] = np.arange(len(self.order))
         return topic[back], sentiment[back]
 
 
-def texts_per_s(session: Any, batches: SortedBatches, passes: int = 2) -> float:
+def texts_per_s(model: OnnxLanes, batches: SortedBatches, passes: int = 2) -> float:
     """The best of a few timed passes after a warm-up batch: the least disturbed by other processes."""
-    ids, mask = batches.batches[0]
-    session.run(None, {"input_ids": ids, "attention_mask": mask})
+    model.run_all(batches.batches[:1])
     rows = sum(len(ids) for ids, _ in batches.batches)
     best = 0.0
     for _ in range(passes):
         started = time.perf_counter()
-        for ids, mask in batches.batches:
-            session.run(None, {"input_ids": ids, "attention_mask": mask})
+        model.run_all(batches.batches)
         best = max(best, rows / (time.perf_counter() - started))
     return best
 

@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from inference import Bundle, InferenceEngine
-from inference.backends import onnx_session
+from inference.backends import OnnxLanes
 from inference.bundle import SENTIMENTS
 from labels.examples import Example
 from tests.tiny_model import CHECK_TEXTS, TOPICS, build_tiny_bundle, tiny_module
@@ -32,9 +32,7 @@ def rows_labelled_by(bundle_dir: Path) -> GateData:
     """CHECK_TEXTS labelled with the fp32 model's own answers: fp32 scores 1.0 on both heads."""
     bundle = Bundle.open(bundle_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(bundle.path("tokenizer")))
-    topic, sentiment = SortedBatches.of(tokenizer, CHECK_TEXTS, 64).run(
-        onnx_session(bundle.path("model.onnx"))
-    )
+    topic, sentiment = SortedBatches.of(tokenizer, CHECK_TEXTS, 64).run(OnnxLanes(bundle.path("model.onnx")))
     examples = [
         Example(text=text, topic=TOPICS[t], sentiment=SENTIMENTS[s])
         for text, t, s in zip(CHECK_TEXTS, topic.argmax(1), sentiment.argmax(1), strict=True)
@@ -161,7 +159,7 @@ def test_each_method_writes_a_model_that_runs_and_static_needs_calibration(tmp_p
     for method in METHODS:
         target = tmp_path / f"{method}.onnx"
         quantize(root / "model.onnx", target, method, batches.batches)
-        topic, sentiment = batches.run(onnx_session(target))
+        topic, sentiment = batches.run(OnnxLanes(target))
         assert topic.shape == (len(CHECK_TEXTS), len(TOPICS)) and np.isfinite(sentiment).all()
     with pytest.raises(QuantizationError, match="calibration"):
         quantize(root / "model.onnx", tmp_path / "x.onnx", "static-qdq")
