@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     max_wait_ms: int = Field(
         5,
         ge=1,
-        description="How long the worker gathers the next micro-batch once it has handed one over; what"
-        " arrived while the model was busy waits too, so a long wait idles the model. Under a backlog"
-        " batches fill to max_batch at once, so this only sets the latency of a stream that keeps up",
+        description="How long the worker gathers the next micro-batch once it has handed one to the model;"
+        " the model meanwhile scores the batch before it, so the wait costs latency, not throughput."
+        " Under a backlog batches fill to max_batch at once",
     )
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     web_enabled: bool = False
@@ -102,7 +102,12 @@ class Settings(BaseSettings):
         " budget; unset means 2048 on CPU and none on CUDA",
     )
     max_length: int = Field(128, ge=8, le=512)
-    threads: int = Field(0, ge=0, description="Intra-op threads for the model; 0 lets the runtime choose")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="Cores for the model; 0: every core. ONNX runs that many one-thread calls side by"
+        " side, torch that many threads in each call",
+    )
     watchlist: Path | None = Field(None, description="YAML or CSV of companies: id, name, tickers, aliases")
     rules: Path | None = Field(None, description="Alert rules YAML; the shipped defaults when unset")
     receivers: Path | None = Field(

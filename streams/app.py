@@ -1,7 +1,8 @@
 """The faust worker: raw news and comments -> micro-batches -> one encoder pass -> scored events or DLQ.
 
-Two batches are in hand at once: while the model scores batch N+1, batch N is recorded (Redis
-windows, SQL roll-ups, rules) and produced. Batches are finished one at a time, in order.
+Three batches are in hand at once: while the model scores batch N+1, batch N+2 waits for it (so the
+model never idles while a batch gathers or is validated) and batch N is recorded (Redis windows, SQL
+roll-ups, rules) and produced. Batches are finished one at a time, in order.
 
 Delivery is at-least-once: each record holds a reference on its Kafka message until the broker has
 acknowledged every output of its batch, so faust (which commits only acked offsets) cannot commit it
@@ -219,25 +220,45 @@ def build_app(
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
 
+    async def timed_score(records: list[RawRecord]) -> BatchResult:
+        with metrics.INFERENCE_SECONDS.time():
+            return await scorer.score(records)
+
+    async def deliver(
+        records: list[RawRecord], scoring: asyncio.Task[BatchResult], before: asyncio.Task[None] | None
+    ) -> None:
+        result = await scoring
+        if before is not None:
+            await before  # one batch finishing at a time, in offset order
+        await publish(records, result)
+
     @app.agent(raw, name="score")
     async def score(stream: faust.Stream) -> None:
-        finishing: asyncio.Task[None] | None = None
+        # take_events gathers the next batch only between iterations, so an iteration hands its batch
+        # to the model and returns once the model has the one before it done: the model then always
+        # has a batch queued while the next gathers and the last is recorded and produced.
+        scoring: asyncio.Task[BatchResult] | None = None
+        finishing: list[asyncio.Task[None]] = []  # the last two batches', oldest first
         async for events in stream.take_events(settings.max_batch, within=within):
             hold_acks(events)
             records = [
                 RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value)
                 for e in events
             ]
+            in_model, previous = scoring, finishing
+            scoring = asyncio.create_task(timed_score(records))
+            last = asyncio.create_task(
+                finish(events, deliver(records, scoring, previous[-1] if previous else None))
+            )
+            finishing = [*previous[-1:], last]
             try:
-                with metrics.INFERENCE_SECONDS.time():
-                    result = await scorer.score(records)  # beside the previous batch's finishing
-                if finishing is not None:
-                    await finishing  # one batch finishing at a time, in offset order
+                # At most four batches in hand: this one queued for the model, the one in it, the one
+                # before that finishing, and the next one gathering.
+                await asyncio.gather(*([in_model] if in_model else []), *previous[-2:-1])
             except asyncio.CancelledError:
                 stop_before_ack("score")
             except Exception:
                 exit_undelivered()
-            finishing = asyncio.create_task(finish(events, publish(records, result)))
 
     return app
 
