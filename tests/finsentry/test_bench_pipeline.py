@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from finsentry.bench_pipeline import Load, paced, peak_rss_mib
+from finsentry.bench_pipeline import Load, paced, peak_rss_mib, sustained_rate
 from finsentry.cli import app
 from foundation.settings import get_settings
 
@@ -73,6 +73,20 @@ def test_an_asked_rate_overrides_the_share_of_the_peak() -> None:
     assert Load(events=10).paced_rate(peak=300.0) == 150.0
     assert Load(events=10, fraction=0.25).paced_rate(peak=300.0) == 75.0
     assert Load(events=10, rate=40.0, fraction=0.25).paced_rate(peak=300.0) == 40.0
+
+
+def test_the_sustained_rate_counts_whole_batches_after_the_first() -> None:
+    # Four batches of 100 records, each produced over 5 ms, one every 0.2 s after a start-up of 30 s.
+    times = [30.0 + 0.2 * b + 0.00005 * r for b in range(4) for r in range(100)]
+    rate = sustained_rate(times)
+    assert rate["first_batch"] == 100
+    assert rate["seconds"] == pytest.approx(0.6, abs=1e-3), "from the first batch's end to the last's"
+    assert rate["events_per_s"] == pytest.approx(300 / 0.6, rel=1e-3), "start-up and first batch left out"
+
+
+def test_a_drain_that_comes_out_as_one_batch_has_no_rate() -> None:
+    with pytest.raises(ValueError, match="one batch"):
+        sustained_rate([5.0 + 0.001 * k for k in range(50)])
 
 
 def test_peak_rss_is_the_kernels_high_water_mark() -> None:
