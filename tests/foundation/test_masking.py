@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
-from foundation.masking import find_personal_data, luhn_valid, mask, resident_id_valid
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from foundation.masking import _MAYBE_PERSONAL, find_personal_data, luhn_valid, mask, resident_id_valid
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -160,3 +163,33 @@ def test_checksums_decide() -> None:
     assert not resident_id_valid("110105194902300028"), "no 30 February"
     assert mask("4111111111111112") == "4111111111111112", "not Luhn-valid"
     assert [kind for _, _, kind, _ in find_personal_data("4111111111111111 x@y.io")] == ["card", "email"]
+
+
+# Digits, every separator the rules allow, and what borders a match: the rules' own alphabet.
+PHONE_LIKE = st.text(st.sampled_from("0123456789 ()+-.@Xx_aZ手,"), max_size=40)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(PHONE_LIKE)
+def test_the_quick_scan_never_rules_out_a_text_a_rule_would_mask(text: str) -> None:
+    if not _MAYBE_PERSONAL.search(text):
+        assert find_personal_data(text) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["+86 139", "1234 5678", "(212) 555-0199", "010-", "x@y.io", " ", "7"]), max_size=8
+    )
+)
+def test_the_quick_scan_on_glued_pieces_of_real_formats(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    if not _MAYBE_PERSONAL.search(text):
+        assert find_personal_data(text) == []
+
+
+def test_the_quick_scan_lets_dates_prices_and_short_links_through_unscanned() -> None:
+    assert not _MAYBE_PERSONAL.search(
+        "Q3 2026 (Nov 29): EPS $1.23 vs 1.10 on $1,234.5m, see https://t.co/G9Zdi1boy5"
+    )
+    assert _MAYBE_PERSONAL.search("call 212-555-0199")
