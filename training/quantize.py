@@ -9,8 +9,9 @@ recorded too, as information: int8 can disagree on rows fp32 got wrong anyway.
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,14 @@ MAX_DROP = 0.005
 MIN_AGREEMENT = 0.99
 SPEED_TEXTS = 1024
 CALIBRATION_TEXTS = 256
+# Dynamic int8 scales activations per call, so a text's scores depend a little on the texts that share
+# its calls. The gate scores a candidate on each way the worker can group the labelled texts and takes
+# each figure at its worst: one request of them all (eval, a backlog), and a stream's arrivals in
+# micro-batches (name: texts per micro-batch), full ones under load and small ones at a trickle.
+# fp32 scales nothing per call: its figures are the same in every grouping, and it is scored once.
+ONE_REQUEST = "one-request"
+ARRIVALS = {"arrivals-256": 256, "arrivals-8": 8}
+ARRIVAL_SEED = 7
 # dynamic-*: weights int8 ahead of time, activations scaled per call. static-qdq: activation scales
 # calibrated on training texts. blockwise: 8-bit weights in blocks of 32 (MatMulNBits).
 METHODS = (
@@ -208,9 +217,9 @@ def padded_batches(
 
 @dataclass(frozen=True)
 class SortedBatches:
-    """Texts tokenised once and batched by length as the engine batches them on CPU (`plan_batches`);
-    `order` undoes it. Dynamic int8 scales its activations per call, so a text's scores depend a little
-    on its neighbours in the call: the gate must see the engine's calls."""
+    """Texts tokenised once and batched as the engine batches a request on CPU (`plan_batches`);
+    `order` undoes it. With `arrival_batch`, the texts come in a seeded random order, cut into
+    micro-batches of that many, each its own request, as a stream hands them to the engine."""
 
     batches: list[Batch]
     order: list[int]
@@ -223,12 +232,34 @@ class SortedBatches:
         max_length: int,
         batch_size: int = 32,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
+        arrival_batch: int | None = None,
     ) -> SortedBatches:
         ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
-        chunks = plan_batches([len(row) for row in ids], batch_size, token_budget, ONNX_CALL_COST)
+        rows = list(range(len(ids)))
+        if arrival_batch:
+            random.Random(ARRIVAL_SEED).shuffle(rows)
+        requests = (
+            [rows[i : i + arrival_batch] for i in range(0, len(rows), arrival_batch)]
+            if arrival_batch
+            else [rows]
+        )
+        chunks = [
+            [request[j] for j in call]
+            for request in requests
+            for call in plan_batches([len(ids[i]) for i in request], batch_size, token_budget, ONNX_CALL_COST)
+        ]
         pad_id = tokenizer.pad_token_id or 0
         batches = [pad_batch([ids[i] for i in chunk], pad_id) for chunk in chunks]
         return cls(batches, [i for chunk in chunks for i in chunk])
+
+    @classmethod
+    def groupings(
+        cls, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+    ) -> dict[str, SortedBatches]:
+        """Every way the gate groups the labelled texts into calls, by name."""
+        return {ONE_REQUEST: cls.of(tokenizer, texts, max_length)} | {
+            name: cls.of(tokenizer, texts, max_length, arrival_batch=size) for name, size in ARRIVALS.items()
+        }
 
     def run(self, model: OnnxLanes) -> tuple[np.ndarray, np.ndarray]:
         """Both heads' logits in the texts' original order."""
@@ -274,6 +305,15 @@ def _single_label(head: str, truth: Sequence[int], logits: np.ndarray, labels: S
     predicted = logits[labelled].argmax(axis=1).tolist()
     report = classification_report([truth[i] for i in labelled], predicted, labels)
     return {head: {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}}
+
+
+def worst_figures(runs: Iterable[Figures]) -> Figures:
+    """Each figure of each head at its lowest over the runs."""
+    runs = list(runs)
+    return {
+        head: {name: min(run[head][name] for run in runs) for name in figures}
+        for head, figures in runs[0].items()
+    }
 
 
 def drops(reference: Figures, candidate: Figures) -> Figures:

@@ -3,6 +3,7 @@ drop is served when it beats fp32; the manifest says why for whatever is served.
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -18,13 +19,17 @@ from tests.tiny_model import CHECK_TEXTS, TOPICS, build_tiny_bundle, tiny_module
 from training import export
 from training.bases import packaged_base_model
 from training.quantize import (
+    ARRIVAL_SEED,
+    ARRIVALS,
     IGNORE,
     METHODS,
+    ONE_REQUEST,
     GateData,
     QuantizationError,
     SortedBatches,
     labelled_rows,
     quantize,
+    worst_figures,
 )
 
 
@@ -44,8 +49,8 @@ def reexport_with_speeds(bundle_dir: Path, gate: GateData, speeds: dict[str, flo
     """Re-exports with each file's texts/s replaced by `speeds` (by candidate name, `fp32` for fp32)."""
     measure = export._Bench.measure
 
-    def measured(self: export._Bench, path: Path) -> tuple:
-        _, logits, figures = measure(self, path)
+    def measured(self: export._Bench, path: Path, every_grouping: bool = True) -> tuple:
+        _, logits, figures = measure(self, path, every_grouping)
         name = "fp32" if path.name == "model.onnx" else path.name.removeprefix("int8-").removesuffix(".onnx")
         return speeds[name], logits, figures
 
@@ -72,6 +77,8 @@ def test_the_fastest_candidate_within_the_drop_is_served(tmp_path: Path, monkeyp
     assert "static-qdq" in report["served_because"] and "fastest" in report["served_because"]
     for candidate in report["candidates"].values():
         assert set(candidate["figures"]) == {"topic", "sentiment"}
+        assert set(candidate["figures_by_grouping"]) == {ONE_REQUEST, *ARRIVALS}
+        assert candidate["figures"] == worst_figures(candidate["figures_by_grouping"].values())
         assert set(candidate["top1_agreement"]) == {"topic", "sentiment"}
     assert not list(root.glob("int8-*.onnx")), "only the kept candidate stays, as model.int8.onnx"
     assert InferenceEngine(root).backend.name == "onnx-int8"
@@ -188,3 +195,68 @@ def test_a_module_that_no_longer_matches_its_onnx_file_is_refused(tmp_path: Path
     stranger = tiny_module(tokenizer.vocab_size, seed=99)
     with pytest.raises(export.ExportError, match="differ from torch"):
         export.check_fp32(stranger, root / "model.onnx", tokenizer, CHECK_TEXTS, 64)
+
+
+def test_a_candidate_is_judged_by_its_worst_grouping_of_calls(tmp_path: Path, monkeypatch) -> None:
+    root = build_tiny_bundle(tmp_path / "bundle")
+    measure = export._Bench.measure
+
+    def worse_in_small_arrivals(self: export._Bench, path: Path, every_grouping: bool = True) -> tuple:
+        speed, logits, figures = measure(self, path, every_grouping)
+        if path.name == "int8-dynamic-qint8.onnx":
+            figures["arrivals-8"]["sentiment"]["accuracy"] -= 0.02
+        return speed, logits, figures
+
+    monkeypatch.setattr(export._Bench, "measure", worse_in_small_arrivals)
+    report = export.reexport(root, rows_labelled_by(root)).manifest["export"]
+
+    judged = report["candidates"]["dynamic-qint8"]
+    by_grouping = judged["figures_by_grouping"]
+    assert (
+        by_grouping["arrivals-8"]["sentiment"]["accuracy"] < by_grouping[ONE_REQUEST]["sentiment"]["accuracy"]
+    )
+    assert judged["figures"]["sentiment"]["accuracy"] == by_grouping["arrivals-8"]["sentiment"]["accuracy"]
+    assert not judged["passed"]
+    assert any(failure.startswith("sentiment accuracy -") for failure in judged["failures"])
+
+
+def test_arrival_groupings_keep_each_call_inside_one_micro_batch_and_give_rows_back_in_order() -> None:
+    tokenizer = AutoTokenizer.from_pretrained(str(packaged_base_model()))
+    texts = [f"{i} {'word ' * (i % 13)}" for i in range(40)]  # varied lengths; the first token names the row
+
+    grouped = SortedBatches.of(tokenizer, texts, 64, batch_size=4, arrival_batch=8)
+
+    assert sorted(grouped.order) == list(range(len(texts)))
+    micro_batch = {row: position // 8 for position, row in enumerate(_arrival_order(len(texts)))}
+    start = 0
+    for ids, _ in grouped.batches:
+        rows = grouped.order[start : start + len(ids)]
+        assert len({micro_batch[row] for row in rows}) == 1, "a call never mixes two micro-batches"
+        assert len(ids) <= 4
+        start += len(ids)
+
+    class EchoModel:  # logits that name their row (its first token after [CLS]) and its length
+        def run_all(self, batches):
+            return [
+                (ids[:, 1:2].astype(np.float32), mask.sum(1, keepdims=True).astype(np.float32))
+                for ids, mask in batches
+            ]
+
+    alone = [SortedBatches.of(tokenizer, [text], 64).run(EchoModel()) for text in texts]
+    topic, sentiment = grouped.run(EchoModel())
+    assert np.array_equal(topic, np.concatenate([a[0] for a in alone]))
+    assert np.array_equal(sentiment, np.concatenate([a[1] for a in alone]))
+
+
+def _arrival_order(n: int) -> list[int]:
+    rows = list(range(n))
+    random.Random(ARRIVAL_SEED).shuffle(rows)
+    return rows
+
+
+def test_the_worst_figures_are_taken_figure_by_figure() -> None:
+    runs = [
+        {"sentiment": {"accuracy": 0.9, "macro_f1": 0.7}},
+        {"sentiment": {"accuracy": 0.8, "macro_f1": 0.75}},
+    ]
+    assert worst_figures(runs) == {"sentiment": {"accuracy": 0.8, "macro_f1": 0.7}}
