@@ -32,6 +32,7 @@ class SlackStandIn:
         self.accepted: list[dict[str, Any]] = []
         self.accepted_at: list[float] = []
         self.requests = 0
+        self.connections = 0
         self.script: deque[Misbehaviour] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
@@ -57,6 +58,14 @@ class SlackStandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # as Slack: a connection stays open for the next message
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
+
+            def setup(self) -> None:
+                super().setup()
+                with standin._lock:
+                    standin.connections += 1
+
             def log_message(self, *_: object) -> None:  # quiet: the tests and the demo print what matters
                 return
 
@@ -65,6 +74,7 @@ class SlackStandIn:
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body.encode())))
                 self.end_headers()
                 self.wfile.write(body.encode())
 

@@ -162,3 +162,12 @@ def test_a_slow_receiver_holds_no_lock_and_a_claimed_row_is_left_alone(engine: E
         delivering.join()
         assert statuses(engine)[:2] == ["delivered", "delivered"]
         assert len(slack.accepted) == 2
+
+
+def test_one_connection_carries_a_receivers_messages(engine: Engine) -> None:
+    fire(engine, 3)
+    with SlackStandIn() as slack:
+        dispatcher(engine, slack.url).run_once()
+
+        assert statuses(engine) == ["delivered"] * 3
+        assert (slack.requests, slack.connections) == (3, 1), "kept alive, as a client of Slack should"
