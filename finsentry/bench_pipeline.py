@@ -16,6 +16,7 @@ and produces each result.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer
 
 from finsentry.slack_standin import SlackStandIn
@@ -45,6 +47,12 @@ BENCH_FETCH_MIN_BYTES = 256 * 1024
 BENCH_FETCH_MAX_WAIT_MS = 250
 PACING_TICK_S = 0.02  # a paced producer's shortest sleep: a flush per tick, not per message, as a
 # crawler's producer batches its sends; the broker shares the cores with the worker here
+# A broker started seconds ago compiles its produce and fetch paths when the first heavy traffic
+# comes: its JIT compiler threads took 46 of the broker's 78 CPU ticks over 5 s of a drain here, some
+# 9% of a core taken from the worker. A user's broker has run for weeks; the bench warms this one with
+# messages of a scored event's size, produced and fetched back, before anything is timed.
+BROKER_WARMUP_MESSAGES = 200_000
+BROKER_WARMUP_BYTES = 1_000
 Progress = Callable[[str], None]
 
 
@@ -96,9 +104,16 @@ class Load:
 
 
 def run_pipeline_bench(
-    settings: Settings, texts: Sequence[str], load: Load, naive_events: int, alerts: int, say: Progress
+    settings: Settings,
+    texts: Sequence[str],
+    load: Load,
+    naive_events: int,
+    alerts: int,
+    say: Progress,
+    broker_warmup: int | None = None,
 ) -> tuple[dict, dict]:
     """Both sides on one stack (started here unless running), finsentry first, then the naive one."""
+    broker_warmup = BROKER_WARMUP_MESSAGES if broker_warmup is None else broker_warmup
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp(prefix="finsentry-bench-"))
     settings = bench_settings(settings, prefix, home)
@@ -107,7 +122,10 @@ def run_pipeline_bench(
         stack = LocalStack(settings, worker_log=home / "worker.log")
         try:
             stack.start(with_worker=False)
+            if broker_warmup:
+                warm_broker(settings, f"{prefix}.warmup", broker_warmup, say)
             ours = run_finsentry(settings, stack, slack, texts, load, alerts, say)
+            ours["broker_warmup_messages"] = broker_warmup
             # Read while the worker runs: the kernel's high-water mark goes with the process.
             ours["worker_peak_rss_mib"] = peak_rss_mib(stack.worker_pid)
             stack.stop_processes()  # the worker's cores go to the naive consumer
@@ -119,6 +137,39 @@ def run_pipeline_bench(
             stack.stop()
     shutil.rmtree(home, ignore_errors=True)
     return ours, naive
+
+
+def warm_broker(settings: Settings, topic: str, messages: int, say: Progress) -> None:
+    """Produces `messages` and fetches them back with the worker's own client library (aiokafka)."""
+    say(f"warming the broker: {messages:,} messages produced and fetched back before anything is timed")
+    ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    asyncio.run(_warm_broker(settings.kafka_bootstrap, topic, messages))
+
+
+async def _warm_broker(bootstrap: str, topic: str, messages: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        value = b"x" * BROKER_WARMUP_BYTES
+        fetched = 0
+        for start in range(0, messages, 1000):
+            sends = [
+                await producer.send(topic, value, key=str(i).encode()) for i in range(start, start + 1000)
+            ]
+            await asyncio.gather(*sends)
+            batches = await consumer.getmany(timeout_ms=0)
+            fetched += sum(len(batch) for batch in batches.values())
+        deadline = time.monotonic() + 60
+        while fetched < messages and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            fetched += sum(len(batch) for batch in batches.values())
+    finally:
+        await consumer.stop()
+        await producer.stop()
 
 
 def run_finsentry(

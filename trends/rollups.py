@@ -129,14 +129,15 @@ class Rollups:
     ) -> None:
         if not events:
             return
+        times = {e.id: _naive(e.event_time) for e in events}  # once per event, not once per key
         connection.execute(
             self._insert_items,
             [
-                {"event_id": e.id, "event_time": _naive(e.event_time), "counted_at": now, **vars(items[e.id])}
+                {"event_id": e.id, "event_time": times[e.id], "counted_at": now, **vars(items[e.id])}
                 for e in events
             ],
         )
-        keys = {(key, _naive(e.event_time), e.id) for e in events for key in e.keys}
+        keys = {(key, times[e.id], e.id) for e in events for key in e.keys}
         connection.execute(
             self._insert_item_keys,
             [{"scope_key": k, "event_time": t, "event_id": i} for k, t, i in sorted(keys)],

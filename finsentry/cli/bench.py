@@ -224,6 +224,15 @@ def bench_pipeline(
     model: Annotated[
         Path | None, typer.Option(help="Bundle folder (default: FINSENTRY_MODEL_DIR or demo)")
     ] = None,
+    broker_warmup: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Messages produced and fetched back through the broker before anything is timed, so"
+            " that its JIT has compiled the hot paths, as a long-running broker's has (0: none;"
+            " default: 200,000)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """finsentry's stream against a naive consumer (two HF pipelines, one message at a time), one run:
@@ -240,7 +249,7 @@ def bench_pipeline(
             console.print(line)
 
     load = Load(events, rate, load_fraction)
-    ours, naive = run_pipeline_bench(settings, texts, load, naive_events, alerts, say)
+    ours, naive = run_pipeline_bench(settings, texts, load, naive_events, alerts, say, broker_warmup)
     at_load = ours["at_load"]
     speedup = ours["events_per_s"] / naive["events_per_s"]
     rate_vs_peak = at_load["rate"] / ours["events_per_s"]

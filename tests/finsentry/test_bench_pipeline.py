@@ -130,7 +130,7 @@ def test_paced_events_go_out_at_the_asked_rate_and_their_latency_is_reported(
 ) -> None:
     events, rate = 200, 100.0
     args = ["bench", "pipeline", "--events", str(events), "--rate", str(rate), "--naive-events", "10"]
-    args += ["--alerts", "0", "--model", str(tiny_bundle), "--json"]
+    args += ["--alerts", "0", "--model", str(tiny_bundle), "--broker-warmup", "3000", "--json"]
     result = CliRunner().invoke(app, args, env=bench_env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{") :])
@@ -145,3 +145,4 @@ def test_paced_events_go_out_at_the_asked_rate_and_their_latency_is_reported(
     assert 0 < latencies[0] <= latencies[1] <= latencies[2] <= latencies[3]
     assert report["peak_events_per_s"] > 0 and report["naive_events_per_s"] > 0
     assert report["worker_peak_rss_mib"] > 0
+    assert report["finsentry"]["broker_warmup_messages"] == 3000
