@@ -34,7 +34,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from finsentry.slack_standin import SlackStandIn
 from finsentry.stack import LocalStack
-from foundation.kafka_admin import ensure_topics
+from foundation.kafka_admin import delete_topics, ensure_topics
 from foundation.settings import Settings
 from inference.bench import percentile
 from inference.bundle import ENCODER_DIR, TOKENIZER_DIR, Bundle
@@ -142,10 +142,14 @@ def run_pipeline_bench(
 
 
 def warm_broker(settings: Settings, topic: str, messages: int, say: Progress) -> None:
-    """Produces `messages` and fetches them back with the worker's own client library (aiokafka)."""
+    """Produces `messages` and fetches them back with the worker's own client library (aiokafka); the
+    topic goes afterwards, so that a kept stack's disk does not grow by them every run."""
     say(f"warming the broker: {messages:,} messages produced and fetched back before anything is timed")
     ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
-    asyncio.run(_warm_broker(settings.kafka_bootstrap, topic, messages))
+    try:
+        asyncio.run(_warm_broker(settings.kafka_bootstrap, topic, messages))
+    finally:
+        delete_topics(settings.kafka_bootstrap, [topic])
 
 
 async def _warm_broker(bootstrap: str, topic: str, messages: int) -> None:

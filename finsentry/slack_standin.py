@@ -74,9 +74,10 @@ class SlackStandIn:
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body.encode())))
+                data = body.encode()
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body.encode())
+                self.wfile.write(data)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))

@@ -1,4 +1,4 @@
-"""Creating the topics finsentry uses, with the partition count from settings."""
+"""Creating the topics finsentry uses, with the partition count from settings, and deleting scratch ones."""
 
 from __future__ import annotations
 
@@ -13,17 +13,21 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap: str, topics: list[str], partitions: int, timeout: float = 60.0) -> None:
-    """Creates the missing topics; waits for the broker to accept clients first."""
+def _admin(bootstrap: str, timeout: float) -> KafkaAdminClient:
+    """An admin client, once the broker accepts clients."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="finsentry-admin")
-            break
+            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="finsentry-admin")
         except KafkaTimeoutError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def ensure_topics(bootstrap: str, topics: list[str], partitions: int, timeout: float = 60.0) -> None:
+    """Creates the missing topics; waits for the broker to accept clients first."""
+    admin = _admin(bootstrap, timeout)
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -39,5 +43,17 @@ def ensure_topics(bootstrap: str, topics: list[str], partitions: int, timeout: f
             )
     except KafkaError as exc:
         raise RuntimeError(f"could not create topics on {bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def delete_topics(bootstrap: str, topics: list[str], timeout: float = 60.0) -> None:
+    """Deletes the topics (and their data on the broker's disk)."""
+    admin = _admin(bootstrap, timeout)
+    try:
+        admin.delete_topics(topics)
+        log.info("topics deleted", extra={"topics": ",".join(topics)})
+    except KafkaError as exc:
+        raise RuntimeError(f"could not delete topics on {bootstrap}: {exc}") from exc
     finally:
         admin.close()

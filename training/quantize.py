@@ -234,32 +234,40 @@ class SortedBatches:
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         arrival_batch: int | None = None,
     ) -> SortedBatches:
-        ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
-        rows = list(range(len(ids)))
-        if arrival_batch:
-            random.Random(ARRIVAL_SEED).shuffle(rows)
-        requests = (
-            [rows[i : i + arrival_batch] for i in range(0, len(rows), arrival_batch)]
-            if arrival_batch
-            else [rows]
-        )
-        chunks = [
-            [request[j] for j in call]
-            for request in requests
-            for call in plan_batches([len(ids[i]) for i in request], batch_size, token_budget, ONNX_CALL_COST)
-        ]
-        pad_id = tokenizer.pad_token_id or 0
-        batches = [pad_batch([ids[i] for i in chunk], pad_id) for chunk in chunks]
-        return cls(batches, [i for chunk in chunks for i in chunk])
+        ids = _token_ids(tokenizer, texts, max_length)
+        return cls._planned(ids, tokenizer.pad_token_id or 0, arrival_batch, batch_size, token_budget)
 
     @classmethod
     def groupings(
         cls, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
     ) -> dict[str, SortedBatches]:
         """Every way the gate groups the labelled texts into calls, by name."""
-        return {ONE_REQUEST: cls.of(tokenizer, texts, max_length)} | {
-            name: cls.of(tokenizer, texts, max_length, arrival_batch=size) for name, size in ARRIVALS.items()
-        }
+        ids, pad_id = _token_ids(tokenizer, texts, max_length), tokenizer.pad_token_id or 0
+        sizes = {ONE_REQUEST: None} | ARRIVALS
+        return {name: cls._planned(ids, pad_id, size) for name, size in sizes.items()}
+
+    @classmethod
+    def _planned(
+        cls,
+        ids: list[list[int]],
+        pad_id: int,
+        arrival_batch: int | None,
+        batch_size: int = 32,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+    ) -> SortedBatches:
+        rows = list(range(len(ids)))
+        if arrival_batch:
+            random.Random(ARRIVAL_SEED).shuffle(rows)
+            requests = [rows[i : i + arrival_batch] for i in range(0, len(rows), arrival_batch)]
+        else:
+            requests = [rows]
+        chunks = [
+            [request[j] for j in call]
+            for request in requests
+            for call in plan_batches([len(ids[i]) for i in request], batch_size, token_budget, ONNX_CALL_COST)
+        ]
+        batches = [pad_batch([ids[i] for i in chunk], pad_id) for chunk in chunks]
+        return cls(batches, [i for chunk in chunks for i in chunk])
 
     def run(self, model: OnnxLanes) -> tuple[np.ndarray, np.ndarray]:
         """Both heads' logits in the texts' original order."""
@@ -268,6 +276,10 @@ class SortedBatches:
         back = np.empty(len(self.order), dtype=np.int64)
         back[self.order] = np.arange(len(self.order))
         return topic[back], sentiment[back]
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
 
 
 def texts_per_s(model: OnnxLanes, batches: SortedBatches, passes: int = 2) -> float:
