@@ -8,19 +8,21 @@ an `admin` also promotes, rolls back and manages accounts. Passwords are hashed 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, func, or_, select
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.tables import AccountRow, AuditRow, SessionRow, TokenRow
+from accounts.throttle import LoginThrottle, ThrottlePolicy
 from foundation.clock import utcnow
 
 ROLES = ("viewer", "analyst", "admin")
@@ -28,8 +30,7 @@ TOKEN_PREFIX = "fs_"
 NAME = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
 MIN_PASSWORD = 12
 SESSION_HOURS = 8
-FAILED_LOGINS_ALLOWED = 5  # per account and per address, in LOGIN_WINDOW
-LOGIN_WINDOW = timedelta(minutes=15)
+KNOWN_ADDRESS_DAYS = timedelta(days=30)  # an address the owner signed in from skips the account's delay
 _HASHER = PasswordHasher()
 # Verifying against this when the account does not exist takes as long as a real check.
 _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
@@ -40,7 +41,11 @@ class AccountError(ValueError):
 
 
 class TooManyAttempts(RuntimeError):
-    """Failed logins for this account or from this address are being rate limited."""
+    """Failed logins for this account or from this address delay the next try by `wait`."""
+
+    def __init__(self, wait: timedelta) -> None:
+        self.wait_s = max(1, math.ceil(wait.total_seconds()))
+        super().__init__(f"too many failed logins; try again in {self.wait_s} seconds")
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,9 @@ def _account(row: AccountRow) -> Account:
 
 
 class Accounts:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, throttle: ThrottlePolicy | None = None) -> None:
         self.engine = engine
+        self.throttle = LoginThrottle(engine, throttle)
 
     def add(self, name: str, role: str, password: str) -> Account:
         if not NAME.match(name):
@@ -98,6 +104,8 @@ class Accounts:
             row = session.scalar(select(AccountRow).where(AccountRow.name == name))
             return _account(row) if row else None
 
+    # Each of these ends the account's sessions and revokes its tokens: a stolen password may have made them,
+    # and a session or token must not outlive the role it was granted under.
     def set_role(self, name: str, role: str) -> Account:
         _check_role(role)
         return self._update(name, role=role)
@@ -116,6 +124,12 @@ class Accounts:
                 raise AccountError(f"no account named {name!r}")
             for key, value in values.items():
                 setattr(row, key, value)
+            session.execute(delete(SessionRow).where(SessionRow.account_id == row.id))
+            session.execute(
+                update(TokenRow)
+                .where(TokenRow.account_id == row.id, TokenRow.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
         return _account(row)
 
     def check_password(self, name: str, password: str) -> Account | None:
@@ -176,29 +190,23 @@ class Accounts:
 
     def login(self, name: str, password: str, address: str | None) -> tuple[Account, str, str] | None:
         """(account, session secret, CSRF token) for a right password; None otherwise. Every try is
-        audited; after FAILED_LOGINS_ALLOWED failures in LOGIN_WINDOW, for the name or from the address,
-        further tries are refused without a check (`TooManyAttempts`)."""
-        since = utcnow() - LOGIN_WINDOW
-        with Session(self.engine) as session:
-            failures = session.scalar(
-                select(func.count())
-                .select_from(AuditRow)
-                .where(
-                    AuditRow.action == "login",
-                    AuditRow.outcome.in_(("failed", "limited")),
-                    AuditRow.at >= since,
-                    or_(AuditRow.actor == name[:100], AuditRow.address == address),
-                )
-            )
-        if (failures or 0) >= FAILED_LOGINS_ALLOWED:
-            self.audit(name, "login", "limited", address=address)
-            raise TooManyAttempts(
-                f"too many failed logins; try again in {LOGIN_WINDOW.seconds // 60} minutes"
-            )
+        audited. Failed tries for the name and from the address delay further ones (`TooManyAttempts`,
+        with the wait); the account's own count is skipped from an address it signed in from before."""
+        now = utcnow()
+        keys = [f"address:{address or 'unknown'}"]
+        if not self._known_address(name, address, now):
+            keys.append(f"account:{name[:100]}")
+        for key in keys:
+            wait = self.throttle.take(key, now)
+            if wait is not None:
+                self.audit(name, "login", "limited", address=address)
+                raise TooManyAttempts(wait)
         account = self.check_password(name, password)
         if account is None:
             self.audit(name, "login", "failed", address=address)
             return None
+        self.throttle.forgive(keys[0])
+        self.throttle.clear(f"account:{name[:100]}")
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = utcnow()
         with Session(self.engine) as session, session.begin():
@@ -215,6 +223,25 @@ class Accounts:
             )
         self.audit(name, "login", address=address)
         return account, secret, csrf
+
+    def _known_address(self, name: str, address: str | None, now: datetime) -> bool:
+        if address is None:
+            return False
+        with Session(self.engine) as session:
+            return (
+                session.scalar(
+                    select(AuditRow.id)
+                    .where(
+                        AuditRow.actor == name[:100],
+                        AuditRow.action == "login",
+                        AuditRow.outcome == "ok",
+                        AuditRow.address == address,
+                        AuditRow.at >= now - KNOWN_ADDRESS_DAYS,
+                    )
+                    .limit(1)
+                )
+                is not None
+            )
 
     def by_session(self, secret: str) -> tuple[Account, str] | None:
         """(account, CSRF token) of a live session of an enabled account."""

@@ -63,3 +63,16 @@ class AuditRow(Base):
     outcome: Mapped[str] = mapped_column(String(12))  # ok | denied | failed
     address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]]
+
+
+class LoginThrottleRow(Base):
+    """Failed logins of one account (`account:NAME`) or from one address (`address:IP`), and when the next
+    try may reach the password check. Changed only by compare-and-set on `attempts`, so concurrent tries
+    cannot all slip through between a read and a write."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # tries that reached the check, unanswered
+    next_allowed_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -9,23 +9,28 @@ Schema is what the OpenAPI document shows for them.
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import text
+from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.types import ASGIApp
 
 from accounts import Account, AccountError, Accounts, allows
 from accounts.store import ROLES
 from alerts.queries import STATES, acknowledge, get_alert, list_alerts, notifications_for
 from alerts.silences import active_silences, add_silence, expire_silence
-from api.console import add_console_routes, address_of, csrf_matches, session_of
+from api.console import add_console_routes, address_of, csrf_matches, parse_networks, session_of
 from api.metrics import DatabaseCollector
+from api.middleware import BodyLimit, RefusedBody, SecurityHeaders
 from foundation.clock import utcnow
+from foundation.settings import Settings, get_settings
 from inference import Bundle, BundleError
 from inference.entities import Company
 from labels.imports import parse_labelled_file
@@ -38,7 +43,6 @@ from trends import Rollups
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 MAX_LABELS_PER_REQUEST = 1000
-MAX_IMPORT_BYTES = 20 * 2**20
 BEARER = HTTPBearer(auto_error=False)
 
 
@@ -259,8 +263,30 @@ class WatchedCompany(BaseModel):
     scope_key: str
 
 
-def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company] = ()) -> FastAPI:
-    app = FastAPI(title="finsentry", version="1", description=__doc__)
+class FinsentryAPI(FastAPI):
+    """FastAPI whose whole stack, error pages included, sits inside the body limit and security headers."""
+
+    body_limit: int = 2**20
+    route_limits: ClassVar[dict[str, int]] = {}
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return SecurityHeaders(BodyLimit(inner, self.body_limit, self.route_limits))
+
+
+def create_app(
+    parts: Learning,
+    accounts: Accounts,
+    watchlist: Sequence[Company] = (),
+    settings: Settings | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FinsentryAPI(
+        title="finsentry", version="1", description=__doc__, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.body_limit = settings.api_body_limit_bytes
+    app.route_limits = {"/labels/import": settings.api_import_limit_bytes}
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     rollups = Rollups(parts.engine)
     label_contract = Contract.of("label")
     registry = CollectorRegistry()
@@ -302,6 +328,17 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         return check
 
     reads = [Depends(require("viewer", "read"))]
+
+    if settings.api_docs:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=reads)
+        def openapi_document() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+    @app.exception_handler(RefusedBody)
+    async def refused_body(_: Request, exc: RefusedBody) -> JSONResponse:
+        problem = Problem(error=exc.error, message=str(exc.detail))
+        return JSONResponse(problem.model_dump(), exc.status_code, headers={"Connection": "close"})
 
     @app.exception_handler(ContractError)
     async def contract_error(_: Request, exc: ContractError) -> JSONResponse:
@@ -363,7 +400,8 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
     async def post_labels(
         request: Request, account: Annotated[Account, Depends(require("analyst", "label"))]
     ) -> LabelResult:
-        """Store labels: a JSON array of `label` messages (schemas/label.json)."""
+        """Store labels: a JSON array of `label` messages (schemas/label.json). `labeled_by` is the caller's
+        account; an admin's labels keep the name they give (the audit log records it)."""
         body = await request.body()
         try:
             messages = json.loads(body)
@@ -381,30 +419,47 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
                 raise ContractError(
                     exc.code, f"label {index}: {exc.message}", f"[{index}].{exc.field}"
                 ) from exc
+            if account.role != "admin":  # only an admin attributes labels to others (audited below)
+                message = {**message, "labeled_by": account.name}
             labels.append(NewLabel.from_message(message, "api"))
         result = parts.labels.add(labels)
-        accounts.audit(account.name, "label", target="labels", address=address_of(request), rows=len(labels))
-        return LabelResult(**vars(result))
-
-    @app.post("/labels/import", tags=["labels"], responses={413: {"model": Problem}})
-    async def import_labels(
-        request: Request,
-        file: UploadFile,
-        account: Annotated[Account, Depends(require("analyst", "label"))],
-    ) -> ImportReport:
-        """A labelled CSV or JSONL file: good rows are stored, each bad one is reported with its line."""
-        content = await file.read(MAX_IMPORT_BYTES + 1)
-        if len(content) > MAX_IMPORT_BYTES:
-            raise HTTPException(413, f"the file is over {MAX_IMPORT_BYTES // 2**20} MiB")
-        parsed = parse_labelled_file(file.filename or "labels.csv", content, account.name)
-        result = parts.labels.add(parsed.labels)
+        others = sorted({label.labelled_by for label in labels} - {account.name})
         accounts.audit(
             account.name,
             "label",
-            target=f"import {file.filename}",
+            target="labels",
+            address=address_of(request),
+            rows=len(labels),
+            **({"attributed_to": others} if others else {}),
+        )
+        return LabelResult(**vars(result))
+
+    @app.post(
+        "/labels/import",
+        tags=["labels"],
+        responses={413: {"model": Problem}, 422: {"model": Problem}},
+        openapi_extra={"requestBody": IMPORT_BODY},
+    )
+    async def import_labels(
+        request: Request, account: Annotated[Account, Depends(require("analyst", "label"))]
+    ) -> ImportReport:
+        """A labelled CSV or JSONL file (multipart field `file`): good rows are stored, each bad one is
+        reported with its line. Rows are the caller's; an admin's JSONL rows keep their own labeled_by."""
+        # The body is read only now, after the account is known, and kept in memory (the limit bounds it):
+        # an anonymous upload never reaches a parser or the disk.
+        filename, content = await _uploaded_file(request, app.route_limits["/labels/import"])
+        attribute = account.role == "admin"
+        parsed = parse_labelled_file(filename, content, account.name, keep_row_attribution=attribute)
+        result = parts.labels.add(parsed.labels)
+        others = sorted({label.labelled_by for label in parsed.labels} - {account.name})
+        accounts.audit(
+            account.name,
+            "label",
+            target=f"import {filename}",
             address=address_of(request),
             rows=len(parsed.labels),
             errors=len(parsed.errors),
+            **({"attributed_to": others} if others else {}),
         )
         return ImportReport(
             stored=LabelResult(**vars(result)),
@@ -641,8 +696,41 @@ def create_app(parts: Learning, accounts: Accounts, watchlist: Sequence[Company]
         return [RisingScope(**vars(r)) for r in rollups.rising(RANGES[span], utcnow(), top=limit)]
 
     add_account_routes(app, accounts, require)
-    add_console_routes(app, accounts, lambda: _champion_topics(parts))
+    add_console_routes(app, accounts, lambda: _champion_topics(parts), api_docs=settings.api_docs)
     return app
+
+
+IMPORT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
+
+
+async def _uploaded_file(request: Request, limit: int) -> tuple[str, bytes]:
+    """(file name, content) of the multipart field `file`, parsed in memory."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ContractError("wrong_type", "the body must be multipart/form-data with a field `file`", "file")
+    parser = MultiPartParser(request.headers, request.stream(), max_files=1, max_fields=10)
+    parser.spool_max_size = limit + 1  # never rolled over to a temporary file
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise ContractError("invalid_value", f"the multipart body: {exc.message}", "file") from exc
+    upload = form.get("file")
+    if not isinstance(upload, StarletteUpload):
+        raise ContractError("missing_field", "the multipart field `file` is missing", "file")
+    try:
+        return upload.filename or "labels.csv", await upload.read()
+    finally:
+        await upload.close()
 
 
 def add_account_routes(

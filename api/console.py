@@ -6,8 +6,9 @@ login form, before any session, uses a double-submit cookie). Pages read their d
 JSON routes as any API client, with the session instead of a bearer token.
 """
 
+import ipaddress
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -37,7 +38,43 @@ def csrf_matches(given: str | None, expected: str) -> bool:
 
 
 def address_of(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address: the socket's, or, behind a trusted proxy, the nearest untrusted hop of
+    X-Forwarded-For (anything a client writes there itself sits further left and is not believed)."""
+    peer = request.client.host if request.client else None
+    trusted: Sequence[IPNetwork] = getattr(request.app.state, "trusted_proxies", ())
+    if peer is None or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_address(hop):
+            return peer  # a garbled chain proves nothing beyond the proxy itself
+        if not _within(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(spec: str) -> tuple[IPNetwork, ...]:
+    """`FINSENTRY_TRUSTED_PROXIES`: addresses or networks, comma-separated."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _within(address: str, networks: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def _safe_next(target: str) -> str:
@@ -46,9 +83,23 @@ def _safe_next(target: str) -> str:
     return target if local else "/console"
 
 
-def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], list[str]]) -> None:
+def add_docs_page(app: FastAPI, accounts: Accounts, templates: Jinja2Templates) -> None:
+    """Swagger UI for signed-in accounts, from the vendored copy, under the same CSP as the console."""
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(request: Request) -> Response:
+        if session_of(request, accounts) is None:
+            return RedirectResponse("/login?next=/docs", 303)
+        return templates.TemplateResponse(request, "docs.html", {})
+
+
+def add_console_routes(
+    app: FastAPI, accounts: Accounts, topics: Callable[[], list[str]], api_docs: bool = True
+) -> None:
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if api_docs:
+        add_docs_page(app, accounts, templates)
 
     def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
@@ -86,7 +137,9 @@ def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], li
         try:
             result = accounts.login(name, password, address_of(request))
         except TooManyAttempts as exc:
-            return login_form(request, target, str(exc).capitalize() + ".", 429)
+            refused = login_form(request, target, str(exc).capitalize() + ".", 429)
+            refused.headers["Retry-After"] = str(exc.wait_s)
+            return refused
         if result is None:
             return login_form(request, target, "Wrong name or password.", 401)
         _, secret, _ = result
@@ -98,7 +151,12 @@ def add_console_routes(app: FastAPI, accounts: Accounts, topics: Callable[[], li
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request, csrf: Annotated[str, Form(max_length=100)]) -> Response:
         found = session_of(request, accounts)
-        if found is not None and csrf_matches(csrf, found[1]):
+        if found is not None and not csrf_matches(csrf, found[1]):
+            # Another site's form: it must not end the session, nor clear the cookie.
+            name, address = found[0].name, address_of(request)
+            accounts.audit(name, "logout", "denied", "missing or wrong CSRF token", address)
+            return Response("a sign-out needs the page's CSRF token", 403, media_type="text/plain")
+        if found is not None:
             accounts.logout(request.cookies[SESSION_COOKIE])
             accounts.audit(found[0].name, "logout", address=address_of(request))
         response = RedirectResponse("/login", 303)

@@ -148,6 +148,24 @@ class Settings(BaseSettings):
     # HTTP API and metrics
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    api_body_limit_bytes: int = Field(
+        1 * 2**20, ge=1024, description="Largest request body of a JSON route; larger ones get 413 unread"
+    )
+    api_import_limit_bytes: int = Field(
+        20 * 2**20, ge=1024, description="Largest body of a label file upload (/labels/import)"
+    )
+    api_docs: bool = Field(True, description="Serve /docs and /openapi.json (to signed-in accounts only)")
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For is"
+        " believed; empty: the client address is the socket's",
+    )
+    login_free_failures: int = Field(
+        5, ge=1, description="Failed logins per account or address before each further try is delayed"
+    )
+    login_max_delay_s: float = Field(
+        120.0, gt=0, description="The longest delay failed logins impose; the owner is never locked out"
+    )
     metrics_port: int = Field(0, ge=0, description="Prometheus port of a worker or dispatcher; 0: off")
 
     shared_data: Path = Field(Path("../shared/data"), description="Labelled data sets beside the project")

@@ -29,9 +29,12 @@ class ParsedFile:
     errors: list[RowError] = field(default_factory=list)
 
 
-def parse_labelled_file(name: str, content: bytes, labelled_by: str, origin: str = "import") -> ParsedFile:
+def parse_labelled_file(
+    name: str, content: bytes, labelled_by: str, origin: str = "import", keep_row_attribution: bool = False
+) -> ParsedFile:
     """CSV with a header (text, and topic and/or sentiment; lang and source optional) or JSONL of label
-    messages; `labelled_by` is who imports (a row's own labeled_by is kept in JSONL)."""
+    messages; `labelled_by` is who imports. A JSONL row's own labeled_by is kept only with
+    `keep_row_attribution` (an admin's import); otherwise every row is the importer's."""
     parsed = ParsedFile()
     try:
         text = content.decode("utf-8-sig")
@@ -44,6 +47,8 @@ def parse_labelled_file(name: str, content: bytes, labelled_by: str, origin: str
             parsed.errors.append(RowError(line, None, f"more than {MAX_ROWS} rows: the rest was not read"))
             break
         message = {"schema_version": 1, "labeled_by": labelled_by, **row}
+        if not keep_row_attribution:
+            message["labeled_by"] = labelled_by
         try:
             contract.validate(message)
             parsed.labels.append(NewLabel.from_message(message, origin))

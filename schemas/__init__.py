@@ -15,6 +15,8 @@ from typing import Any
 
 import jsonschema_rs
 
+from schemas.urls import BadUrl, normalise_url
+
 SCHEMA_DIR = Path(__file__).parent
 KINDS = ("news", "comment", "scored", "dlq", "alert", "label", "model_updated")
 SCHEMA_VERSION = 1
@@ -58,6 +60,8 @@ def _code(error: Any, field: str | None) -> str:
         return "wrong_type"
     if kind == "MaxLength" and field == "text":
         return "text_too_long"
+    if field == "url":
+        return "bad_url"
     return "invalid_value"
 
 
@@ -97,6 +101,12 @@ def _refuse_lone_surrogates(value: Any, path: str = "") -> None:
             _refuse_lone_surrogates(item, f"{path}.{index}" if path else str(index))
 
 
+@cache
+def _url_fields(kind: str) -> tuple[str, ...]:
+    properties = load_schema(kind).get("properties", {})
+    return tuple(name for name, spec in properties.items() if spec.get("format") == "uri")
+
+
 @dataclass(frozen=True)
 class Contract:
     kind: str
@@ -111,6 +121,12 @@ class Contract:
         """Returns the message if it keeps the contract; raises ContractError for its worst breach."""
         if not isinstance(message, dict):
             raise ContractError("not_an_object", f"{self.kind} message must be a JSON object")
+        for name in self.url_fields:
+            if isinstance(message.get(name), str):
+                try:
+                    message[name] = normalise_url(message[name])
+                except BadUrl as exc:
+                    raise ContractError("bad_url", f"field '{name}': {exc}", name) from exc
         if self.validator.is_valid(message):
             return message
         errors = []
@@ -125,6 +141,11 @@ class Contract:
             raise ContractError("missing_field", needs, alternatives[0])
         where = f"field '{field}'" if field else f"{self.kind} message"
         raise ContractError(code, f"{where}: {_reason(error, code)}", field)
+
+    @property
+    def url_fields(self) -> tuple[str, ...]:
+        """Top-level fields that hold a crawled link (`format: uri`): normalised before the check."""
+        return _url_fields(self.kind)
 
     def _required_alternatives(self) -> list[str]:
         """Field names of a top-level `anyOf` whose branches each only require one field."""

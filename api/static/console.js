@@ -4,6 +4,17 @@ const finsentry = (() => {
   const pct = (x) => `${(100 * x).toFixed(1)}%`;
   const text = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+  // Every link to the outside goes through here. Crawled URLs are hostile, and rows stored before the
+  // contract checked them may hold javascript:, data: or a scheme hidden behind spaces and controls:
+  // the browser's own parser decides the scheme, and the href is what it parsed, never the raw text.
+  function link(url, label) {
+    if (typeof url !== "string" || /[\s\u0000-\u001f\u007f]/.test(url)) return text(label);
+    let parsed;
+    try { parsed = new URL(url); } catch { return text(label); }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return text(label);
+    return `<a href="${text(parsed.href)}" rel="noopener noreferrer nofollow" target="_blank">${text(label)}</a>`;
+  }
+
   async function get(path) {
     const answer = await fetch(path, { headers: { "X-CSRF-Token": csrf } });
     if (answer.status === 401) { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; }
@@ -84,7 +95,7 @@ const finsentry = (() => {
         itemsBody.innerHTML = items.map((i) => `<tr><td>${text(i.event_time.slice(0, 19).replace("T", " "))}</td>`
           + `<td class="${i.sentiment === "negative" ? "up" : ""}">${text(i.sentiment)}</td><td>${text(i.topic || "")}</td>`
           + `<td>${text(i.text)}</td><td>${text(i.model_version)}</td>`
-          + `<td>${i.url ? `<a href="${text(i.url)}" rel="noreferrer">${text(i.source || "link")}</a>` : text(i.source || "")}</td></tr>`).join("")
+          + `<td>${i.url ? link(i.url, i.source || "link") : text(i.source || "")}</td></tr>`).join("")
           || `<tr><td colspan="6">nothing scored yet</td></tr>`;
       }
       const mine = scopeKey === "global:all" ? firing : firing.filter((a) => a.scope_key === scopeKey);
@@ -124,7 +135,7 @@ const finsentry = (() => {
           <input id="comment" placeholder="why (comment)"><button id="silence">Silence</button></div>` : "";
       document.getElementById("detail").innerHTML = `<h2>${text(a.rule)} · ${text(a.scope_key)} · ${text(a.state)}</h2>
         <p>${text(figures)}</p>${actions}<h2>Evidence</h2>
-        ${d.evidence.map((e) => `<blockquote>${text(e.text)}${e.url ? ` <a href="${text(e.url)}">source</a>` : ""}</blockquote>`).join("") || "<p>none sent yet</p>"}
+        ${d.evidence.map((e) => `<blockquote>${text(e.text)}${e.url ? ` ${link(e.url, "source")}` : ""}</blockquote>`).join("") || "<p>none sent yet</p>"}
         <h2>Notifications</h2><table><thead><tr><th>receiver</th><th>kind</th><th>status</th><th>attempts</th><th>error</th></tr></thead><tbody>
         ${d.notifications.map((n) => `<tr><td>${text(n.receiver)}</td><td>${text(n.kind)}</td><td>${text(n.status)}</td><td class="num">${n.attempts}</td><td>${text(n.last_error || "")}</td></tr>`).join("") || `<tr><td colspan="5">none</td></tr>`}
         </tbody></table>`;
@@ -278,5 +289,15 @@ const finsentry = (() => {
   }
   search();
 
-  return { overview, alertsPage, reviewPage, modelsPage, csrf };
+  // The page says what it is in data- attributes: the CSP allows no inline script to say it.
+  const { page, role, scope } = document.body.dataset;
+  const starts = {
+    overview: () => overview(scope || "global:all"),
+    alerts: () => alertsPage(role !== "viewer"),
+    review: () => reviewPage(role !== "viewer"),
+    models: () => modelsPage(role === "admin"),
+  };
+  if (starts[page]) starts[page]();
+
+  return { overview, alertsPage, reviewPage, modelsPage, link, csrf };
 })();

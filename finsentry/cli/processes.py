@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -110,13 +111,18 @@ def api(
     import uvicorn
 
     from accounts import Accounts
+    from accounts.throttle import ThrottlePolicy
     from api import create_app
+    from api.server import SERVER_LIMITS
     from inference.entities import load_watchlist
     from training.learning import learning
 
     settings = get_settings()
     parts = learning(settings)
-    accounts = Accounts(parts.engine)
+    throttle = ThrottlePolicy(
+        free_failures=settings.login_free_failures, max_delay=timedelta(seconds=settings.login_max_delay_s)
+    )
+    accounts = Accounts(parts.engine, throttle)
     if not accounts.list():
         console.print(
             "[yellow]no accounts yet: `finsentry user add NAME --role admin`,"
@@ -124,10 +130,11 @@ def api(
         )
     watchlist = load_watchlist(settings.watchlist) if settings.watchlist else []
     uvicorn.run(
-        create_app(parts, accounts, watchlist),
+        create_app(parts, accounts, watchlist, settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_config=None,
+        **SERVER_LIMITS,
     )
 
 

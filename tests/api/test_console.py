@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.routing import Mount, Route
 
 from accounts import Accounts
-from accounts.store import FAILED_LOGINS_ALLOWED
+from accounts.throttle import ThrottlePolicy
 from accounts.tables import SessionRow
 from api import create_app
 from foundation.clock import utcnow
@@ -113,11 +113,12 @@ def test_a_viewer_session_is_refused_writes(app: FastAPI) -> None:
 
 def test_failed_logins_are_rate_limited_per_account_and_audited(app: FastAPI, sql_engine: Engine) -> None:
     client = TestClient(app)
-    for _ in range(FAILED_LOGINS_ALLOWED):
+    free = ThrottlePolicy().free_failures
+    for _ in range(free):
         assert login(client, "ana", "not the password at all") == 401
     assert login(client, "ana") == 429, "even the right password waits now"
     outcomes = [(r.action, r.outcome) for r in reversed(Accounts(sql_engine).audit_log())]
-    assert outcomes == [("login", "failed")] * FAILED_LOGINS_ALLOWED + [("login", "limited")]
+    assert outcomes == [("login", "failed")] * free + [("login", "limited")]
 
 
 def test_an_expired_session_goes_to_the_login_page(app: FastAPI, sql_engine: Engine) -> None:
@@ -140,9 +141,11 @@ def test_logout_ends_the_session(app: FastAPI) -> None:
     assert client.get("/console", follow_redirects=False).status_code == 303
 
 
-def test_the_vendored_chart_library_matches_its_recorded_checksums() -> None:
-    recorded = re.findall(r"\| (uplot-[\d.]+/\S+) \| ([0-9a-f]{64}) \|", (VENDOR / "VENDOR.md").read_text())
-    assert len(recorded) == 3
+def test_the_vendored_front_end_packages_match_their_recorded_checksums() -> None:
+    recorded = re.findall(
+        r"\| ((?:uplot|swagger-ui)-[\d.]+/\S+) \| ([0-9a-f]{64}) \|", (VENDOR / "VENDOR.md").read_text()
+    )
+    assert len(recorded) == 7
     for name, digest in recorded:
         assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == digest, name
 
