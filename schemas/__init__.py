@@ -104,7 +104,7 @@ def _refuse_lone_surrogates(value: Any, path: str = "") -> None:
 @cache
 def _url_fields(kind: str) -> tuple[str, ...]:
     properties = load_schema(kind).get("properties", {})
-    return tuple(name for name, spec in properties.items() if spec.get("format") == "uri")
+    return tuple(name for name, spec in properties.items() if spec.get("format") in ("uri", "iri"))
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class Contract:
 
     @property
     def url_fields(self) -> tuple[str, ...]:
-        """Top-level fields that hold a crawled link (`format: uri`): normalised before the check."""
+        """Top-level fields that hold a crawled link (`format: uri` or `iri`): normalised before the check."""
         return _url_fields(self.kind)
 
     def _required_alternatives(self) -> list[str]:

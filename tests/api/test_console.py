@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from starlette.routing import Mount, Route
 
 from accounts import Accounts
-from accounts.throttle import ThrottlePolicy
 from accounts.tables import SessionRow
+from accounts.throttle import ThrottlePolicy
 from api import create_app
 from foundation.clock import utcnow
 from labels.review import ReviewQueue
