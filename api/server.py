@@ -47,4 +47,7 @@ SERVER_LIMITS: dict[str, Any] = {
     "limit_concurrency": 200,  # more connections at once get 503 rather than memory
     "timeout_keep_alive": 5,
     "server_header": False,
+    # uvicorn would believe X-Forwarded-For from any local client; the app decides, from its own setting
+    # FINSENTRY_TRUSTED_PROXIES (api/console.py: address_of).
+    "proxy_headers": False,
 }
