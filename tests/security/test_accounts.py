@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from accounts import Accounts, TooManyAttempts
 from accounts.tables import AuditRow
-from api.console import address_of, parse_networks
 from finsentry.services.process import terminate
 from labels.tables import SampleRow
 from tests.security.conftest import PASSWORD, ApiServer, start_api
@@ -93,7 +92,7 @@ def test_failures_from_elsewhere_never_lock_the_owner_out(api_server: ApiServer)
         assert sign_in(owner, "vic").status_code == 303, "the owner's known address is not slowed"
 
 
-def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(api_server: ApiServer) -> None:
+def test_x_forwarded_for_from_a_client_is_not_believed(api_server: ApiServer) -> None:
     with api_server.client() as client:
         client.post(
             "/login",
@@ -102,6 +101,10 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(api_server: ApiSe
         )
     last = audit(api_server, "login")[-1]
     assert last.actor == "nobody" and last.address == "127.0.0.1", last.address
+
+
+def test_behind_a_trusted_proxy_the_nearest_untrusted_hop_is_the_client() -> None:
+    from api.console import address_of, parse_networks
 
     def request(peer: str, forwarded: str) -> Request:
         app = type("App", (), {"state": type("State", (), {"trusted_proxies": parse_networks("10.0.0.0/8")})})

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from api.middleware import CONTENT_SECURITY_POLICY
 from finsentry.services.process import terminate
 from tests.security.conftest import ApiServer, start_api
 from tests.security.test_accounts import sign_in
@@ -26,6 +25,8 @@ NEEDED = {
 
 
 def test_every_answer_carries_the_security_headers(api_server: ApiServer) -> None:
+    from api.middleware import CONTENT_SECURITY_POLICY
+
     with api_server.client() as client:
         answers = [
             client.get("/healthz"),
@@ -49,6 +50,8 @@ def test_every_answer_carries_the_security_headers(api_server: ApiServer) -> Non
 
 
 def test_the_policy_says_what_the_issue_asks() -> None:
+    from api.middleware import CONTENT_SECURITY_POLICY
+
     for directive in (
         "default-src 'self'",
         "script-src 'self'",

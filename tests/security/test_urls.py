@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from inference import InferenceEngine
 from inference.languages import LanguageModels
 from schemas import Contract, ContractError
-from schemas.urls import safe_link
 from streams.scoring import BatchScorer, RawRecord
 
 HOSTILE = [
@@ -62,7 +61,13 @@ def test_the_contract_refuses_every_non_http_link(url: str) -> None:
             Contract.of(kind).validate(news(url))
         assert (refused.value.code, refused.value.field) == ("bad_url", "url")
         assert "url" in refused.value.message
-        assert safe_link(url) is None
+
+
+def test_rows_stored_before_the_check_are_not_links_either() -> None:
+    from schemas.urls import safe_link
+
+    assert [url for url in HOSTILE if safe_link(url) is not None] == []
+    assert all(safe_link(url) == kept for url, kept in GOOD.items())
 
 
 @pytest.mark.parametrize(("given", "kept"), GOOD.items())
