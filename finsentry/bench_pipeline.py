@@ -34,6 +34,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from finsentry.slack_standin import SlackStandIn
 from finsentry.stack import LocalStack
+from foundation.connections import aiokafka_options, kafka_python_options
 from foundation.kafka_admin import delete_topics, ensure_topics
 from foundation.settings import Settings
 from inference.bench import percentile
@@ -145,17 +146,18 @@ def warm_broker(settings: Settings, topic: str, messages: int, say: Progress) ->
     """Produces `messages` and fetches them back with the worker's own client library (aiokafka); the
     topic goes afterwards, so that a kept stack's disk does not grow by them every run."""
     say(f"warming the broker: {messages:,} messages produced and fetched back before anything is timed")
-    ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    client = kafka_python_options(settings)
+    ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions, options=client)
     try:
-        asyncio.run(_warm_broker(settings.kafka_bootstrap, topic, messages))
+        asyncio.run(_warm_broker(settings.kafka_bootstrap, topic, messages, aiokafka_options(settings)))
     finally:
-        delete_topics(settings.kafka_bootstrap, [topic])
+        delete_topics(settings.kafka_bootstrap, [topic], options=client)
 
 
-async def _warm_broker(bootstrap: str, topic: str, messages: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+async def _warm_broker(bootstrap: str, topic: str, messages: int, options: dict[str, Any]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **options)
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", **options
     )
     await producer.start()
     await consumer.start()
@@ -198,8 +200,11 @@ def run_finsentry(
         # larger, fewer pieces leaves the cores to the worker and the broker being measured.
         fetch_min_bytes=BENCH_FETCH_MIN_BYTES,
         fetch_max_wait_ms=BENCH_FETCH_MAX_WAIT_MS,
+        **kafka_python_options(settings),
     )
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, **kafka_python_options(settings)
+    )
     say(f"finsentry: a backlog of {load.events} events, then the worker started to drain it")
     result = drain_run(
         _Run(producer, settings.topic_news, texts, prefix), consumer, load.events, stack.start_worker
@@ -400,13 +405,16 @@ def run_naive(settings: Settings, bundle: Bundle, texts: Sequence[str], events: 
 
     prefix = f"naive-{uuid.uuid4().hex[:6]}"
     topic_in, topic_out = f"{prefix}.news.raw", f"{prefix}.events.scored"
-    ensure_topics(settings.kafka_bootstrap, [topic_in, topic_out], settings.topic_partitions)
+    client = kafka_python_options(settings)
+    ensure_topics(settings.kafka_bootstrap, [topic_in, topic_out], settings.topic_partitions, options=client)
     with tempfile.TemporaryDirectory() as folder:
         classifiers = [
             pipeline("text-classification", model=str(p), device=-1, dtype=torch.float32)
             for p in naive_models(bundle, Path(folder))
         ]
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+        producer = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, **client
+        )
         for i in range(events):
             producer.send(topic_in, _event(f"{prefix}-{i}", texts[i % len(texts)]))
         producer.flush()
@@ -417,6 +425,7 @@ def run_naive(settings: Settings, bundle: Bundle, texts: Sequence[str], events: 
             group_id=prefix,
             auto_offset_reset="earliest",
             enable_auto_commit=True,
+            **client,
         )
         per_message, done = [], 0
         started = None  # from the first message: the consumer-group join is not the pipeline's cost

@@ -21,6 +21,7 @@ from rich.table import Table
 from accounts import Accounts
 from finsentry.slack_standin import SlackStandIn
 from finsentry.stack import LocalStack
+from foundation.connections import kafka_python_options
 from foundation.db import open_database
 from foundation.settings import Settings
 from inference import Bundle, BundleError
@@ -72,7 +73,9 @@ def ensure_models(settings: Settings, console: Console) -> dict[str, Path]:
 
 def replay(settings: Settings, run_id: str, extra_malformed: bool = True) -> dict[str, str]:
     """Sends the sample stream (news and comments) plus two broken messages; returns id -> text."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, **kafka_python_options(settings)
+    )
     sent = {}
     for row in sample_rows():
         event = {k: row[k] for k in CONTRACT_FIELDS if k in row}
@@ -101,6 +104,7 @@ def collect(settings: Settings, sent: dict[str, str], since_ms: int, timeout: fl
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        **kafka_python_options(settings),
     )
     scored: dict[str, dict[str, Any]] = {}
     letters: list[dict[str, Any]] = []
@@ -187,7 +191,9 @@ def model_settings(models: dict[str, Path]) -> dict[str, Any]:
 
 def inject_burst(settings: Settings, run_id: str, name: str) -> None:
     """Negative news about one company, a few a second, with the current time."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", **kafka_python_options(settings)
+    )
     lines = sample_file(name).read_text(encoding="utf-8").splitlines()
     for i, text in enumerate(line for line in lines if line.strip()):
         event = {

@@ -91,11 +91,15 @@ def produce(
     rate: float | None = None,
     limit: int | None = None,
     show_progress: bool = True,
+    client_options: dict[str, Any] | None = None,
 ) -> ProduceSummary:
+    """`client_options`: the producer's security options (foundation.connections.kafka_python_options)."""
     contract = Contract.of(kind)
     fields = set(load_schema(kind)["properties"])
     summary = ProduceSummary()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10, retries=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=10, retries=5, **(client_options or {})
+    )
     total = count_rows(path) if limit is None else min(limit, count_rows(path))
     started = time.perf_counter()
 

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from finsentry.services.kafka import KafkaServer
 from finsentry.services.process import ServiceError, port_open, terminate
 from finsentry.services.redis import RedisServer
+from foundation.connections import kafka_python_options
 from foundation.kafka_admin import ensure_topics
 from foundation.settings import Settings
 
@@ -63,6 +64,7 @@ class LocalStack:
             self.settings.kafka_bootstrap,
             [*self.settings.input_topics, self.settings.topic_scored, self.settings.topic_dlq],
             self.settings.topic_partitions,
+            options=kafka_python_options(self.settings),
         )
         if with_worker:
             self.start_worker(with_console)

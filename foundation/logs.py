@@ -17,15 +17,22 @@ from foundation.masking import mask
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|webhook|authorization|api_key)", re.I)
-_URL_CREDENTIALS = re.compile(r"(\w+://)([^/@\s]+@)")
+# user:password@ up to the last @ before the host, so that a password with a stray @ goes whole.
+_URL_CREDENTIALS = re.compile(r"(\w+://)([^/\s]*@)")
 _URL_PATH = re.compile(r"(https?://[^/\s]+)/\S*")
+
+
+def without_credentials(text: str) -> str:
+    """The text with the user:password@ of each URL in it (rediss://, postgresql://...) as ***@: for
+    showing a configured URL to people."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 def redact(key: str, value: object) -> object:
     if _SECRET_KEY.search(key):
         return "***"
     if isinstance(value, str):
-        return mask(_URL_PATH.sub(r"\1/***", _URL_CREDENTIALS.sub(r"\1***@", value)))
+        return mask(_URL_PATH.sub(r"\1/***", without_credentials(value)))
     return value
 
 
@@ -41,7 +48,7 @@ class KeyValueFormatter(logging.Formatter):
         if fields:
             line += f"  {fields}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + without_credentials(self.formatException(record.exc_info))
         return line
 
 
@@ -55,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             **_fields(record),
         }
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
+            payload["exception"] = without_credentials(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 

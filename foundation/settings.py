@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".cache" / "finsentry"
@@ -50,18 +50,56 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(10.0, gt=0)
 
     # Redis and SQL
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://HOST:PORT/DB, or over TLS with an ACL user rediss://USER:PASSWORD@HOST:PORT/DB"
+        " (percent-encode the password); the password is scrubbed from log lines",
+    )
     redis_prefix: str = "fs"
     window_bucket_s: int = Field(60, ge=1)
     window_retention_s: int = Field(2 * 86_400, ge=60)
     window_lateness_s: int = Field(300, ge=0)
-    database_url: str = ""
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL; empty: SQLite under home. PostgreSQL over TLS takes libpq's options in"
+        " the query, passed through to the driver: postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
+        "?sslmode=verify-full&sslrootcert=/etc/finsentry/pg-ca.pem (and sslcert=, sslkey= for client"
+        " certificates). The password is scrubbed from log lines",
+    )
     rollup_retention_days: int = Field(400, ge=1, description="How long the hourly trend roll-ups are kept")
     redis_timeout_s: float = Field(
         5.0, gt=0, description="A Redis call that gets no answer this long counts as an outage"
     )
     max_outage_s: float = Field(
         600.0, gt=0, description="A process waits this long for Redis or SQL to come back, then exits"
+    )
+
+    # Secured backends
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client (worker, API, trainer, dispatcher, commands) connects: SASL_SSL"
+        " is SASL sign-in over TLS; SSL is TLS alone",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="The SASL mechanism, with SASL_SSL or SASL_PLAINTEXT"
+    )
+    kafka_sasl_username: str = Field("", description="The SASL user, with SASL_SSL or SASL_PLAINTEXT")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), description="The SASL user's password; never logged, shown as ********** in a repr"
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA(s) that signed the brokers' certificates; unset: the system's"
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate, where the brokers ask for one (mutual TLS)"
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of kafka_ssl_certfile (unset: the key is in the certificate file)"
+    )
+    redis_ssl_ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed Redis's certificate, for a rediss:// redis_url; unset:"
+        " the system's",
     )
 
     # Stream processing
@@ -185,6 +223,29 @@ class Settings(BaseSettings):
         config_path = init_settings().get("config") or env_settings().get("config")
         yaml_source = YamlSource(settings_cls, Path(config_path) if config_path else None)
         return init_settings, env_settings, yaml_source
+
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(
+                f"kafka_security_protocol={self.kafka_security_protocol} needs kafka_sasl_username and"
+                " kafka_sasl_password"
+            )
+        tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        given = [
+            name
+            for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+            if getattr(self, name) is not None
+        ]
+        if given and not tls:
+            raise ValueError(
+                f"{', '.join(given)} given, but kafka_security_protocol={self.kafka_security_protocol}"
+                " does not use TLS (SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("kafka_ssl_keyfile needs kafka_ssl_certfile")
+        return self
 
     @property
     def effective_database_url(self) -> str:

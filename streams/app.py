@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import faust
-import redis
 from faust.types import TP, EventT
 
 from alerts.event_time import EventTimeAlerts
@@ -38,6 +37,12 @@ from alerts.monitor import AlertMonitor, default_rules
 from alerts.rules import load_rules
 from alerts.windows import RecordResult, WindowStore
 from foundation import logs, metrics
+from foundation.connections import (
+    aiokafka_options,
+    faust_broker_credentials,
+    kafka_python_options,
+    redis_client,
+)
 from foundation.db import open_database
 from foundation.kafka_admin import ensure_topics
 from foundation.outage import Outages, redis_dependency, sql_dependency
@@ -67,6 +72,8 @@ def build_app(
     app = faust.App(
         "finsentry",
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # SASL and TLS, from settings: faust gives them to every client it makes, whatever the scheme.
+        broker_credentials=faust_broker_credentials(settings),
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
@@ -104,11 +111,7 @@ def build_app(
         log.info("partitions assigned", extra={"partitions": ",".join(inputs), "count": len(inputs)})
 
     windows = WindowStore(
-        redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,  # a frozen server is an outage, not a hang
-            socket_connect_timeout=settings.redis_timeout_s,
-        ),
+        redis_client(settings),  # its timeouts make a frozen server an outage, not a hang
         prefix=settings.redis_prefix,
         bucket_s=settings.window_bucket_s,
         retention_s=settings.window_retention_s,
@@ -332,6 +335,7 @@ def follow_announcements(app: faust.App, switcher: ModelSwitcher, settings: Sett
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=None,
             auto_offset_reset="latest",
+            **aiokafka_options(settings),
         )
         await consumer.start()
         try:
@@ -443,8 +447,11 @@ def run_worker(settings: Settings) -> None:
     # returns only when the thread holding the GIL has used its 5 ms: small calls queue up behind it.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     models, folders = load_models(settings)
-    ensure_topics(settings.kafka_bootstrap, [settings.topic_labels], settings.topic_partitions)
-    ensure_topics(settings.kafka_bootstrap, [settings.topic_models], 1)
+    client = kafka_python_options(settings)
+    ensure_topics(
+        settings.kafka_bootstrap, [settings.topic_labels], settings.topic_partitions, options=client
+    )
+    ensure_topics(settings.kafka_bootstrap, [settings.topic_models], 1, options=client)
     outages = Outages([redis_dependency(), sql_dependency()], settings.max_outage_s)
     if settings.metrics_port:
         metrics.serve(settings.web_host, settings.metrics_port, outages.state)

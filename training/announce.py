@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
@@ -29,11 +30,14 @@ def announcement(model: ModelInfo, previous: str | None) -> dict[str, object]:
 
 
 class KafkaAnnouncer:
-    """Connects on the first announcement, so that reading the registry never needs Kafka."""
+    """Connects on the first announcement, so that reading the registry never needs Kafka.
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    `options`: the client's security options (foundation.connections.kafka_python_options)."""
+
+    def __init__(self, bootstrap: str, topic: str, options: Mapping[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self._options = dict(options or {})
         self._producer: Any = None
 
     def __call__(self, model: ModelInfo, previous: str | None) -> None:
@@ -41,7 +45,7 @@ class KafkaAnnouncer:
 
         message = announcement(model, previous)
         if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", **self._options)
         self._producer.send(self.topic, key=model.version.encode(), value=json.dumps(message).encode())
         self._producer.flush(timeout=30)
         log.info(

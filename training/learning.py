@@ -50,9 +50,12 @@ def learning(settings: Settings, announce: bool = True) -> Learning:
     labels = LabelStore(engine, settings.frozen_percent)
     announcer = None
     if announce:
+        from foundation.connections import kafka_python_options
         from training.announce import KafkaAnnouncer
 
-        announcer = KafkaAnnouncer(settings.kafka_bootstrap, settings.topic_models)
+        announcer = KafkaAnnouncer(
+            settings.kafka_bootstrap, settings.topic_models, kafka_python_options(settings)
+        )
     registries = {
         language: Registry(engine, settings.effective_registry_dir, pointer, announcer, language)
         for language, pointer in serving_pointers(settings).items()

@@ -33,11 +33,21 @@ def produce(
     """Send a file's rows to Kafka, checking each against the topic's contract first."""
     from finsentry.produce import ColumnMap
     from finsentry.produce import produce as run_produce
+    from foundation.connections import kafka_python_options
 
     settings = get_settings()
     kind = kind or ("comment" if "comment" in topic else "news")
     columns = ColumnMap(text_col, id_col, source_col, time_col, url_col, lang_col)
-    summary = run_produce(file, topic, kind, settings.kafka_bootstrap, columns, rate=rate, limit=limit)
+    summary = run_produce(
+        file,
+        topic,
+        kind,
+        settings.kafka_bootstrap,
+        columns,
+        rate=rate,
+        limit=limit,
+        client_options=kafka_python_options(settings),
+    )
     table = Table(title=f"produced {file.name} → {topic} in {summary.seconds:.1f}s")
     table.add_column("outcome")
     table.add_column("rows", justify="right")

@@ -172,13 +172,16 @@ def redis_for_tests(settings: Settings) -> Iterator[redis.Redis]:
     import redis
 
     from finsentry.services.redis import RedisServer
+    from foundation.connections import redis_client
+    from foundation.logs import without_credentials
 
     if "redis_url" in settings.model_fields_set:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client = redis_client(settings, socket_connect_timeout=2)
         try:
             client.ping()
         except (redis.ConnectionError, redis.TimeoutError):
-            console.print(f"Redis at {settings.redis_url} does not answer; starting a throwaway one")
+            shown = without_credentials(settings.redis_url)
+            console.print(f"Redis at {shown} does not answer; starting a throwaway one")
         else:
             yield client
             return

@@ -46,6 +46,7 @@ def up(
     from finsentry.demo import ensure_models, model_settings
     from finsentry.services.process import ServiceError
     from finsentry.stack import LocalStack
+    from foundation.logs import without_credentials
 
     settings = get_settings()
     models = {"": model} if model else ensure_models(settings, console)
@@ -57,7 +58,8 @@ def up(
     try:
         stack.start(with_console=True)
         console.print(
-            f"[green]finsentry is up[/]: Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url},"
+            f"[green]finsentry is up[/]: Kafka {settings.kafka_bootstrap},"
+            f" Redis {without_credentials(settings.redis_url)},"
             f" SQL {settings.effective_database_url.split('@')[-1]},"
             f" console http://{settings.api_host}:{settings.api_port}/console; Ctrl-C stops it"
         )
@@ -79,6 +81,7 @@ def dispatch() -> None:
     from alerts.dispatcher import Dispatcher
     from alerts.notifiers import load_receivers
     from foundation import metrics
+    from foundation.connections import kafka_python_options
     from foundation.db import open_database
     from foundation.outage import Outages, OutageTooLong, Stopping, sql_dependency
 
@@ -93,7 +96,9 @@ def dispatch() -> None:
         metrics.serve(settings.web_host, settings.metrics_port, outages.state)
     try:
         engine = outages.guard().call(open_database, settings.effective_database_url)
-        notifiers = load_receivers(settings.receivers, settings.kafka_bootstrap)
+        notifiers = load_receivers(
+            settings.receivers, settings.kafka_bootstrap, kafka_python_options(settings)
+        )
         console.print(f"dispatching to {', '.join(notifiers) or 'no receivers'}")
         Dispatcher(engine, notifiers).run(stop, outages.guard())
     except Stopping:

@@ -31,6 +31,10 @@ class StreamEnv:
     model_dir: Path
     home: Path
     prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    # A secured stack: more FINSENTRY_* settings (SASL, TLS) for the worker, and the matching
+    # kafka-python options (foundation.connections) for the test's own clients.
+    settings_env: dict[str, str] = field(default_factory=dict)
+    kafka_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}.{name}"
@@ -53,11 +57,12 @@ class StreamEnv:
             "FINSENTRY_LOG_JSON": "true",
             "FINSENTRY_LOG_LEVEL": "DEBUG",  # per-batch lines show which worker did what
             "FINSENTRY_THREADS": "1",
+            **self.settings_env,
         }
 
     def create_topics(self, partitions: int = 4) -> None:
         names = ["news.raw", "comments.raw", "events.scored", "events.dlq"]
-        ensure_topics(self.bootstrap, [self.topic(n) for n in names], partitions)
+        ensure_topics(self.bootstrap, [self.topic(n) for n in names], partitions, options=self.kafka_options)
 
 
 class WorkerProcess:
@@ -95,14 +100,14 @@ class WorkerProcess:
         return terminate(self.process, timeout)
 
 
-def producer(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+def producer(bootstrap: str, **options: Any) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **options)
 
 
 class TopicReader:
     """Reads a topic from the beginning and keeps every record, for counting."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, **options: Any):
         self.consumer = KafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
@@ -110,6 +115,7 @@ class TopicReader:
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=500,
+            **options,
         )
         self.records: list[Any] = []
 
