@@ -26,7 +26,7 @@ from accounts.throttle import LoginThrottle, ThrottlePolicy
 from foundation.clock import utcnow
 
 ROLES = ("viewer", "analyst", "admin")
-TOKEN_PREFIX = "fs_"
+TOKEN_PREFIX = "fs_"  # noqa: S105 - a token's prefix, not a secret
 NAME = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
 MIN_PASSWORD = 12
 SESSION_HOURS = 8

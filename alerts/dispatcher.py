@@ -48,7 +48,7 @@ class Dispatcher:
     def backoff(self, attempts: int) -> float:
         """Exponential with full jitter, so many failing alerts do not retry in lockstep."""
         ceiling = min(self.max_backoff_s, self.base_backoff_s * 2 ** (attempts - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - sampling and jitter, not secrets
 
     def run_once(self, now: datetime | None = None) -> int:
         """Delivers what is due; returns how many were delivered.

@@ -95,7 +95,7 @@ class RuleEvaluator:
         return results
 
     def _baselines_for(self, rule: Rule, keys: Sequence[str], now: float) -> dict[str, Baseline]:
-        assert rule.baseline_s is not None
+        assert rule.baseline_s is not None  # noqa: S101 - narrows a type; no check rests on it
         window = rule.window_s
         end = math.floor((now - window) / window) * window  # the newest aligned end before (now - window]
         starts = range(end - rule.baseline_s, end, window)

@@ -42,7 +42,7 @@ def portion(examples: Sequence[Example], low: int, high: int) -> list[Example]:
 
 def shuffled(examples: Sequence[Example], seed: int) -> list[Example]:
     """The same texts, each head's labels permuted among the rows that have a label for that head."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - sampling and jitter, not secrets
     topics = [ex.topic for ex in examples if ex.topic is not None]
     sentiments = [ex.sentiment for ex in examples if ex.sentiment is not None]
     rng.shuffle(topics)

@@ -81,7 +81,7 @@ class LocalStack:
         commands += [["api"]] if with_console else []
         for command in commands:
             self._processes.append(
-                subprocess.Popen(
+                subprocess.Popen(  # noqa: S603 - a fixed argv of our own tools, no shell
                     [sys.executable, "-m", "finsentry", *command],
                     env=env,
                     stdout=out,

@@ -104,7 +104,7 @@ class Outages:
     def backoff(self, attempt: int) -> float:
         """Exponential with full jitter: processes that lost the same server do not retry in lockstep."""
         ceiling = min(self.max_backoff_s, self.base_backoff_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - sampling and jitter, not secrets
 
     def mark_down(self, dependency: Dependency, exc: BaseException) -> float:
         now = self.clock()

@@ -270,7 +270,7 @@ class InferenceEngine:
 
     @staticmethod
     def _prediction(model: LoadedModel, topic: np.ndarray | None, sentiment: np.ndarray | None) -> Prediction:
-        assert topic is not None and sentiment is not None
+        assert topic is not None and sentiment is not None  # noqa: S101 - narrows a type; no check rests on it
         topics = model.bundle.topic_labels
         sentiments = model.bundle.sentiment_labels
         topic_probs = {label: round(float(p), 5) for label, p in zip(topics, topic, strict=False)}

@@ -214,7 +214,7 @@ class LabelStore:
         ids = [
             row.id for row in rows if language is None or text_language(row.text, row.language) == language
         ]
-        chosen = random.Random(seed).sample(ids, min(k, len(ids)))
+        chosen = random.Random(seed).sample(ids, min(k, len(ids)))  # noqa: S311 - sampling and jitter, not secrets
         return self._examples(select(SampleRow).where(SampleRow.id.in_(chosen)).order_by(SampleRow.id))
 
     def frozen_examples(self, language: str | None = None) -> list[Example]:

@@ -257,7 +257,7 @@ class SortedBatches:
     ) -> SortedBatches:
         rows = list(range(len(ids)))
         if arrival_batch:
-            random.Random(ARRIVAL_SEED).shuffle(rows)
+            random.Random(ARRIVAL_SEED).shuffle(rows)  # noqa: S311 - sampling and jitter, not secrets
             requests = [rows[i : i + arrival_batch] for i in range(0, len(rows), arrival_batch)]
         else:
             requests = [rows]

@@ -211,7 +211,7 @@ def evaluate(
                 f" on {mixed['sentiment_rows_all']} rows"
             )
         return
-    assert model is not None
+    assert model is not None  # noqa: S101 - narrows a type; no check rests on it
     reports = evaluate_bundle(model, examples, backend=backend, progress=not as_json)
     if as_json:
         print(json.dumps(reports, indent=2, ensure_ascii=False))

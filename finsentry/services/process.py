@@ -45,7 +45,7 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603 - a fixed argv of our own tools, no shell
                 self.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
