@@ -82,20 +82,21 @@ class BodyTooSlow(RefusedBody):
         super().__init__(408, f"the request body did not arrive within {seconds:g} seconds")
 
 
-def problem_413(limit: int) -> bytes:
-    refused = BodyTooLarge(limit)
-    return json.dumps({"error": refused.error, "message": refused.detail, "field": None}).encode()
+def _problem(error: str, message: str) -> bytes:
+    return json.dumps({"error": error, "message": message, "field": None}).encode()
 
 
 @dataclass
 class BodyLimit:
-    """Refuses bodies over `default` bytes, or over the limit `routes` gives a path prefix, and bodies
-    that take longer than `timeout_s` to arrive."""
+    """Refuses bodies over `default` bytes, or over the limit `routes` gives a path prefix, bodies that
+    take longer than `timeout_s` to arrive, and a request line and headers over `max_head` bytes (the
+    server's own bound applies only to what arrives in pieces)."""
 
     app: ASGIApp
     default: int
     routes: dict[str, int] = field(default_factory=dict)
     timeout_s: float = 30.0
+    max_head: int = 16 * 1024
 
     def limit_for(self, path: str) -> int:
         return next((limit for prefix, limit in self.routes.items() if path.startswith(prefix)), self.default)
@@ -104,10 +105,16 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        head = len(scope.get("raw_path") or b"") + sum(len(k) + len(v) for k, v in scope.get("headers", []))
+        if head > self.max_head:
+            message = f"the request line and headers are over {self.max_head:,} bytes"
+            await _refuse(send, 431, _problem("headers_too_large", message))
+            return
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _refuse(send, limit)
+            refused = BodyTooLarge(limit)
+            await _refuse(send, 413, _problem(refused.error, refused.detail))
             return
         received, complete = 0, False
         deadline = asyncio.get_running_loop().time() + self.timeout_s
@@ -140,12 +147,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    body = problem_413(limit)
+async def _refuse(send: Send, status: int, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -169,3 +169,30 @@ def test_a_small_upload_still_works_in_memory(api_server: ApiServer) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["stored"]["inserted"] == 50_000
     assert seen == []
+
+
+def test_a_client_that_trickles_its_headers_is_cut_off(api_server: ApiServer) -> None:
+    """Slowloris: a byte now and then holds a connection for ever unless the server has a header timeout."""
+    host, port = api_server.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 20:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            readable, _, _ = select.select([sock], [], [], 1.0)
+            if readable and sock.recv(4096) == b"":
+                closed = True
+                break
+        assert closed, "the connection was still open after 20 s of trickled headers"
+        assert time.monotonic() - started < 15
+
+
+def test_oversized_headers_are_refused(api_server: ApiServer) -> None:
+    head = f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 32 * 1024}\r\n\r\n"
+    answer, _, _ = raw_request(api_server, head, 0)
+    assert answer.split(b" ", 2)[1] == b"431", answer[:200]
