@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
-from foundation.masking import mask
+from foundation.masking import mask, mask_source
 from labels.store import LabelError, LabelStore, NewLabel
 from labels.tables import ReviewItemRow, SampleRow
 
@@ -65,7 +65,7 @@ class ReviewQueue:
                     event_id=c.event_id.replace("\x00", ""),
                     text=mask(c.text.replace("\x00", "")),  # PostgreSQL text cannot hold NUL
                     language=c.language[:35] if c.language else None,
-                    source=c.source,
+                    source=mask_source(c.source) if c.source else c.source,
                     prediction=c.prediction,
                     head=c.head,
                     margin=c.margin,

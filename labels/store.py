@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from foundation.language import text_language
-from foundation.masking import mask
+from foundation.masking import mask, mask_source
 from labels.examples import Example, split_bucket
 from labels.tables import SampleRow
 
@@ -120,7 +120,11 @@ class LabelStore:
         result = AddResult()
         batch: dict[str, NewLabel] = {}
         for label in labels:
-            label = replace(label, text=mask(label.text))  # the store keeps no personal data
+            label = replace(  # the store keeps no personal data
+                label,
+                text=mask(label.text),
+                source=mask_source(label.source) if label.source else label.source,
+            )
             key = text_key(label.text)
             if key in batch:
                 result.repeated += 1

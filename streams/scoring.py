@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.windows import WindowEvent, scope_keys
-from foundation.masking import mask
+from foundation.masking import mask, mask_source, mask_url
 from inference import Prediction
 from inference.entities import EntityMatcher
 from inference.languages import LanguageModels
@@ -50,8 +50,8 @@ def trend_item(event: dict[str, Any]) -> Item:
         sentiment=event["sentiment"]["label"],
         topic=event["topic"]["label"] if event.get("topic") else None,
         model_version=event["model_version"],
-        source=event.get("source"),
-        url=event.get("url"),
+        source=mask_source(event["source"]) if event.get("source") else event.get("source"),
+        url=mask_url(event["url"]) if event.get("url") else event.get("url"),
     )
 
 
@@ -63,8 +63,10 @@ def event_topics(event: dict[str, Any]) -> list[str]:
 
 
 def event_scope_keys(event: dict[str, Any]) -> tuple[str, ...]:
-    """Every window a scored event counts in: its entities, its topics, its source and the total."""
-    return scope_keys([e["id"] for e in event.get("entities", ())], event_topics(event), event["source"])
+    """Every window a scored event counts in: its entities, its topics, its source (masked: a handle may be
+    a phone number, and the key is shown in alerts and the console) and the total."""
+    source = mask_source(event["source"])
+    return scope_keys([e["id"] for e in event.get("entities", ())], event_topics(event), source)
 
 
 def window_event(event: dict[str, Any]) -> WindowEvent:
@@ -78,7 +80,7 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
             "negative": probabilities.get("negative", 0.0),
         }
         if event.get("url"):
-            evidence["url"] = event["url"]
+            evidence["url"] = mask_url(event["url"])
     return WindowEvent(
         id=event["id"],
         event_time=event_time(event["published_at"]),
