@@ -1,9 +1,9 @@
 """How `finsentry api` serves the app: uvicorn's h11 protocol with limits on what a client may hold.
 
 uvicorn bounds the request line and headers that arrive in pieces (`h11_max_incomplete_event_size`; the
-body limit checks whole ones) and the idle time between
-requests, but not how long a client may take to send its first request's headers: a client that
-trickles a byte now and then (slowloris) holds its connection for ever. `GuardedH11Protocol` closes a
+body limit checks whole ones) and the idle time between requests, but not how long a client may take to
+send its first request's headers: a client that trickles a byte now and then (slowloris) holds its
+connection for ever. `GuardedH11Protocol` closes a
 connection whose request has not begun within `HEADER_TIMEOUT_S`. Slow bodies are cut off by the body
 limit's own timeout (api/middleware.py).
 """
