@@ -5,7 +5,9 @@ evaluates the rules every `evaluation_interval_s` of event time, each tick after
 so the alerts do not depend on how the lines were batched: a worker replaying the same history from
 Kafka on event time (FINSENTRY_ALERT_CLOCK=event) fires the same ones at the same times. Nothing
 sleeps and nothing goes through Kafka. Rows without a sentiment are scored first, through the
-worker's own `streams.scoring.scored_event`, with the model given.
+worker's own `streams.scoring.scored_event`, with the models given (one per language, routed as the
+worker routes) and the matcher given: the command builds both from the worker's settings through
+`inference.serving`, so the watchlist and the backend are the worker's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from alerts.rules import Rule
 from alerts.windows import WindowEvent, WindowStore
 from inference import InferenceEngine
 from inference.entities import EntityMatcher
+from inference.languages import LanguageModels
 from streams.scoring import event_time, scored_event, window_event
 
 
@@ -124,25 +127,31 @@ def batches(rows: Iterator[tuple[float, dict[str, Any]]], options: Options) -> I
 
 
 class Scorer:
-    """Scores the raw rows of a batch in one model call, as the worker's BatchScorer does."""
+    """Scores the raw rows of a batch in one model call per language, as the worker's BatchScorer does."""
 
-    def __init__(self, engine: InferenceEngine | None):
-        self.engine = engine
-        self.matcher = EntityMatcher([])
+    def __init__(
+        self, models: LanguageModels | InferenceEngine | None, matcher: EntityMatcher | None = None
+    ) -> None:
+        self.models = LanguageModels.single(models) if isinstance(models, InferenceEngine) else models
+        self.matcher = matcher or EntityMatcher([])
 
     def __call__(self, rows: list[dict[str, Any]]) -> int:
         raw = [i for i, row in enumerate(rows) if "sentiment" not in row]
         if not raw:
             return 0
-        if self.engine is None:
+        if self.models is None:
             raise BacktestError(
                 f"event {rows[raw[0]]['id']!r} has no sentiment: give --model to score raw events"
             )
-        predictions = self.engine.predict([rows[i]["text"] for i in raw])
-        for i, prediction in zip(raw, predictions, strict=True):
-            message = rows[i]
-            entities = self.matcher.enrich(message["text"], message.get("entities", ()))
-            rows[i] = scored_event(message.get("kind", "news"), message, prediction, entities)
+        by_language: dict[str, list[int]] = {}
+        for i in raw:
+            by_language.setdefault(self.models.route(rows[i]["text"], rows[i].get("lang")), []).append(i)
+        for language, indices in by_language.items():
+            predictions = self.models.engine(language).predict([rows[i]["text"] for i in indices])
+            for i, prediction in zip(indices, predictions, strict=True):
+                message = rows[i]
+                entities = self.matcher.enrich(message["text"], message.get("entities", ()))
+                rows[i] = scored_event(message.get("kind", "news"), message, prediction, entities, language)
         return len(raw)
 
 
@@ -152,11 +161,15 @@ def run_backtest(
     store: WindowStore,
     engine: Engine,
     options: Options,
-    model: InferenceEngine | None = None,
+    model: LanguageModels | InferenceEngine | None = None,
     progress: Callable[[int], None] = lambda _events: None,
+    matcher: EntityMatcher | None = None,
 ) -> tuple[list[Fired], Summary]:
-    """Every alert episode of the replay, oldest first, and what the replay counted."""
-    summary, scorer = Summary(), Scorer(model)
+    """Every alert episode of the replay, oldest first, and what the replay counted.
+
+    Raw rows are scored with `model` and their companies found with `matcher` (cashtags only when none).
+    """
+    summary, scorer = Summary(), Scorer(model, matcher)
     episodes: list[Fired] = []
     open_episodes: dict[tuple[str, str], Fired] = {}
     rows = read_history(path, options, store.lateness_s)

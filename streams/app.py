@@ -47,8 +47,7 @@ from foundation.db import open_database
 from foundation.kafka_admin import ensure_topics
 from foundation.outage import Outages, redis_dependency, sql_dependency
 from foundation.settings import Settings
-from inference import Bundle, BundleError, InferenceEngine
-from inference.entities import EntityMatcher, load_watchlist
+from inference import Bundle, BundleError, serving
 from inference.languages import LanguageModels
 from labels.review import ReviewQueue
 from labels.store import LabelStore
@@ -93,8 +92,8 @@ def build_app(
     scored_topic = app.topic(settings.topic_scored, value_serializer="raw", key_serializer="raw")
     dlq_topic = app.topic(settings.topic_dlq, value_serializer="raw", key_serializer="raw")
     kinds = {settings.topic_news: "news", settings.topic_comments: "comment"}
-    watchlist = load_watchlist(settings.watchlist) if settings.watchlist else []
-    scorer = BatchScorer(models, kinds, settings.max_message_bytes, EntityMatcher(watchlist))
+    # The matcher, like the models, is built as the backtest builds its own (inference/serving.py).
+    scorer = BatchScorer(models, kinds, settings.max_message_bytes, serving.load_matcher(settings))
     within = settings.max_wait_ms / 1000
     totals: Counter[str] = Counter()
 
@@ -424,20 +423,10 @@ def _json(payload: dict[str, Any]) -> bytes:
 
 def load_models(settings: Settings) -> tuple[LanguageModels, dict[str, Path]]:
     """The engines to serve and the folders to watch: FINSENTRY_MODELS per language, else one model."""
-    options: dict[str, Any] = {
-        "backend": settings.backend,
-        "device": settings.device,
-        "batch_size": settings.inference_batch,
-        "token_budget": settings.inference_token_budget,
-        "threads": settings.threads,
-    }
-    folders = settings.language_models
-    if folders:
-        return LanguageModels.load(folders, **options), folders
-    if settings.model_dir is None:
-        raise SystemExit("no model: set FINSENTRY_MODEL_DIR (or --model), or FINSENTRY_MODELS per language")
-    models = LanguageModels.single(InferenceEngine(settings.model_dir, **options))
-    return models, {models.default: settings.model_dir}
+    try:
+        return serving.load_models(settings)
+    except serving.NoModelError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def run_worker(settings: Settings) -> None:

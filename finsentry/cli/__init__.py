@@ -12,6 +12,7 @@ from finsentry.cli import (
     backtest,
     base,
     bench,
+    entities,
     feed,
     labels,
     models,
@@ -60,3 +61,4 @@ app.add_typer(backtest.app, name="backtest")
 app.add_typer(labels.app, name="label")
 app.add_typer(registry.app, name="model")
 app.add_typer(users.app, name="user")
+app.add_typer(entities.app, name="entities")

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from finsentry.alert_quality import DEFAULT_GRACE_S
 from finsentry.cli.options import console, redis_for_tests
-from foundation.settings import get_settings
+from foundation.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from finsentry.backtest import Fired, Options, Summary
     from finsentry.history import Incident
     from finsentry.sweep import Sweep, SweepRow
-    from inference import InferenceEngine
+    from inference.entities import EntityMatcher
+    from inference.languages import LanguageModels
 
 app = typer.Typer(help="Backtest the alert rules on a recorded or generated history.", no_args_is_help=True)
 
@@ -78,7 +79,17 @@ def backtest_run(
     rules_file: Annotated[
         Path | None, typer.Option("--rules", help="Rules YAML; default: the shipped")
     ] = None,
-    model: Annotated[Path | None, typer.Option(help="A bundle to score raw rows (no sentiment)")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A bundle to score raw rows (no sentiment) in every language")
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="One bundle per language to score raw rows, as the worker's FINSENTRY_MODELS"),
+    ] = None,
+    watchlist: Annotated[
+        Path | None,
+        typer.Option(help="Companies to find in raw rows; default: the worker's (FINSENTRY_WATCHLIST)"),
+    ] = None,
     since: Annotated[datetime | None, typer.Option("--from", help="Only events from this time")] = None,
     until: Annotated[datetime | None, typer.Option("--to", help="Only events before this time")] = None,
     batch: Annotated[int, typer.Option(min=1, help="At most this many events per window write")] = 1_000,
@@ -111,7 +122,8 @@ def backtest_run(
     """Replay the history through the rules in event time; list every alert it fires. Exit 2 on bad input.
 
     With --incidents, how many incidents each rule caught, how late, and its false alarms; with --sweep,
-    the same for each value of one rule's number.
+    the same for each value of one rule's number. Raw rows are scored as the worker scores them: with the
+    worker's watchlist, backend, device and threads (FINSENTRY_WATCHLIST, FINSENTRY_BACKEND, ...).
     """
     from alerts.monitor import default_rules
     from alerts.rules import RulesError, load_rules
@@ -129,7 +141,8 @@ def backtest_run(
         rules = load_rules(rules_file) if rules_file else default_rules()
         incidents = _incidents(incidents_file) if incidents_file else None
         sweep = _sweep(sweep_spec, rules, incidents_file)
-        engine_model = _model(model)
+        engine_model = _models(settings, model, models)
+        matcher = _matcher(settings, watchlist) if engine_model else None
         with redis_for_tests(settings) as client, tempfile.TemporaryDirectory() as workdir:
 
             def replay(rules: list[Rule], label: str) -> tuple[list[Fired], Summary]:
@@ -142,7 +155,7 @@ def backtest_run(
                 )
                 engine = open_database(f"sqlite:///{Path(workdir) / f'{uuid.uuid4().hex}.db'}")
                 try:
-                    return _run(data, rules, store, engine, options, engine_model, as_json, label)
+                    return _run(data, rules, store, engine, options, engine_model, matcher, as_json, label)
                 finally:
                     engine.dispose()
 
@@ -259,7 +272,8 @@ def _run(
     store: WindowStore,
     engine: Engine,
     options: Options,
-    model: InferenceEngine | None,
+    model: LanguageModels | None,
+    matcher: EntityMatcher | None,
     quiet: bool,
     label: str,
 ) -> tuple[list[Fired], Summary]:
@@ -268,20 +282,44 @@ def _run(
     with Progress(console=console, disable=quiet, transient=True) as progress:
         task = progress.add_task(label, total=None)
         return run_backtest(
-            data, rules, store, engine, options, model, lambda n: progress.update(task, completed=n)
+            data,
+            rules,
+            store,
+            engine,
+            options,
+            model,
+            lambda n: progress.update(task, completed=n),
+            matcher,
         )
 
 
-def _model(bundle: Path | None) -> InferenceEngine | None:
-    """The engine for raw rows; only opened when a bundle is given, so scored histories need no model."""
-    if bundle is None:
+def _models(settings: Settings, bundle: Path | None, per_language: str | None) -> LanguageModels | None:
+    """The engines for raw rows, built as the worker builds its own (inference.serving) with the worker's
+    backend, device and threads; only opened when a bundle is given, so scored histories need no model."""
+    if bundle is None and not per_language:
         return None
-    from inference import BundleError, InferenceEngine
+    from inference import BundleError
+    from inference.languages import LanguageError
+    from inference.serving import load_models
+
+    if bundle is not None and per_language:
+        raise OSError("give --model (one bundle) or --models (one per language), not both")
+    given = {"model_dir": bundle, "models": ""} if bundle is not None else {"models": per_language}
+    try:
+        return load_models(settings.model_copy(update=given))[0]
+    except (BundleError, LanguageError, ValueError) as exc:
+        raise OSError(f"--model {bundle}: {exc}" if bundle else f"--models {per_language}: {exc}") from exc
+
+
+def _matcher(settings: Settings, watchlist: Path | None) -> EntityMatcher:
+    """The worker's matcher (inference.serving), from --watchlist or FINSENTRY_WATCHLIST."""
+    from inference.entities import WatchlistError
+    from inference.serving import load_matcher
 
     try:
-        return InferenceEngine(bundle)
-    except BundleError as exc:
-        raise OSError(f"--model {bundle}: {exc}") from exc
+        return load_matcher(settings.model_copy(update={"watchlist": watchlist}) if watchlist else settings)
+    except WatchlistError as exc:
+        raise OSError(f"watchlist: {exc}") from exc
 
 
 def _epoch(moment: datetime | None) -> float | None:

@@ -117,3 +117,36 @@ def test_raw_rows_are_scored_with_the_model(redis_url: str, tiny_bundle: Path, t
     assert code == 0, err
     summary = json.loads(out)["summary"]
     assert (summary["events"], summary["scored"]) == (4, 3)
+
+
+COMPANY_RULE = """\
+rules:
+  - name: company-burst
+    scope: entity
+    window: 10m
+    condition: count >= 5
+    receivers: [default]
+"""
+
+
+def test_a_company_rule_fires_on_raw_history_with_the_workers_watchlist(
+    redis_url: str, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """Raw rows name the company only in their text (no entities, no cashtag): the backtest finds it
+    through FINSENTRY_WATCHLIST, as the worker does, and the company rule fires."""
+    watchlist, data, rules = tmp_path / "watchlist.yaml", tmp_path / "history.jsonl", tmp_path / "rules.yaml"
+    watchlist.write_text("- {id: northwind, name: Northwind Bank, tickers: [NWB], aliases: [Northwind]}\n")
+    rules.write_text(COMPANY_RULE)
+    texts = ["Regulator sues Northwind Bank", "Northwind cuts its outlook"]
+    rows = [
+        {"id": f"r{i}", "text": texts[i % 2], "source": "wire", "published_at": f"2026-01-05T09:0{i}:00Z"}
+        for i in range(8)
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ["run", "--data", str(data), "--rules", str(rules), "--model", str(tiny_bundle), "--json"]
+    env = {"FINSENTRY_REDIS_URL": redis_url, "FINSENTRY_WATCHLIST": str(watchlist)}
+    result = CliRunner().invoke(app, ["backtest", *args], env=env)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["summary"]["scored"] == 8
+    assert [(a["rule"], a["scope_key"]) for a in report["alerts"]] == [("company-burst", "entity:northwind")]
