@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     window_bucket_s: int = Field(60, ge=1)
     window_retention_s: int = Field(2 * 86_400, ge=60)
     window_lateness_s: int = Field(300, ge=0)
+    story_ttl_s: int = Field(
+        86_400,
+        ge=60,
+        description="Near-copies of a story are found for one to two of these after its first event (by event"
+        " time); the story index's keys live twice this long",
+    )
     database_url: str = Field(
         "",
         description="SQLAlchemy URL; empty: SQLite under home. PostgreSQL over TLS takes libpq's options in"

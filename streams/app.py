@@ -51,8 +51,9 @@ from inference import Bundle, BundleError, serving
 from inference.languages import LanguageModels
 from labels.review import ReviewQueue
 from labels.store import LabelStore
+from stories import StoryIndex
 from streams.learning import LabelIntake, offer_for_review, read_announcement
-from streams.scoring import BatchResult, BatchScorer, RawRecord, trend_item, window_event
+from streams.scoring import BatchResult, BatchScorer, RawRecord, assign_stories, trend_item, window_event
 from trends import Rollups
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def build_app(
         retention_s=settings.window_retention_s,
         lateness_s=settings.window_lateness_s,
     )
+    stories = StoryIndex(windows.client, prefix=settings.redis_prefix, ttl_s=settings.story_ttl_s)
 
     database = outages.guard("sql").call(open_database, settings.effective_database_url)
     monitor = AlertMonitor(
@@ -178,7 +180,11 @@ def build_app(
     async def publish(records: list[RawRecord], result: BatchResult) -> None:
         # The scored events go out first, so that readers have them while the windows and rules catch
         # up. `finish` releases the inputs only once both are done and the broker has every output: a
-        # crash before then replays the batch, and the window store skips ids it has seen.
+        # crash before then replays the batch, and the window store skips ids it has seen. Each event goes
+        # out with its story (one Redis call; a replayed event keeps its story), so an outage holds it here.
+        await asyncio.get_running_loop().run_in_executor(
+            bookkeeping, batch_guard.call, assign_stories, stories, result.scored
+        )
         pending = [
             await scored_topic.send(key=event["id"].encode(), value=_json(event)) for event in result.scored
         ]

@@ -15,6 +15,7 @@ from inference import Prediction
 from inference.entities import EntityMatcher
 from inference.languages import LanguageModels
 from schemas import SCHEMA_VERSION, Contract, ContractError
+from stories import StoryIndex, StoryText
 from trends import Item
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,18 @@ def window_event(event: dict[str, Any]) -> WindowEvent:
         keys=event_scope_keys(event),
         evidence=evidence,
     )
+
+
+def assign_stories(index: StoryIndex, scored: list[dict[str, Any]]) -> None:
+    """Sets each scored event's `story_id` and `is_copy`, in one call to the index that all workers share;
+    a replayed event gets the story it got the first time."""
+    texts = [
+        StoryText(e["id"], e["text"], e.get("lang") or e.get("model_language"), event_time(e["published_at"]))
+        for e in scored
+    ]
+    matches = index.assign(texts)
+    for event, match in zip(scored, matches, strict=True):
+        event["story_id"], event["is_copy"] = match.story_id, match.is_copy
 
 
 def now_iso() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     *("finsentry", "api", "streams", "training", "labels", "alerts", "accounts", "trends", "inference"),
-    *("schemas", "foundation"),
+    *("schemas", "stories", "foundation"),
 )
 
 

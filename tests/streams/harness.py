@@ -143,19 +143,37 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def steady_sender(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> threading.Thread:
-    """A thread that sends the events keyed by id, 200 at a time with a pause: load that lasts."""
+class SteadySender(threading.Thread):
+    """Sends `make(i)` keyed by id, 200 at a time with a pause: load that lasts. It sends at least
+    `at_least` events and goes on until `stop()`, so that a test can keep the load up until what it
+    waits for (a model swap) has happened, however slow the machine is that day."""
 
-    def send() -> None:
-        out = producer(bootstrap)
-        for i, event in enumerate(events):
-            out.send(topic, key=event["id"].encode(), value=json.dumps(event).encode())
-            if i % 200 == 199:
-                out.flush()
-                time.sleep(0.2)
+    def __init__(self, bootstrap: str, topic: str, make: Callable[[int], dict[str, Any]], at_least: int):
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.make, self.at_least = bootstrap, topic, make, at_least
+        self.sent: list[dict[str, Any]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        out = producer(self.bootstrap)
+        while len(self.sent) < self.at_least or not self._halt.is_set():
+            for _ in range(200):
+                event = self.make(len(self.sent))
+                out.send(self.topic, key=event["id"].encode(), value=json.dumps(event).encode())
+                self.sent.append(event)
+            out.flush()
+            time.sleep(0.2)
         out.close()
 
-    return threading.Thread(target=send)
+    def stop(self) -> None:
+        self._halt.set()
+        if self.ident is not None:  # started
+            self.join()
+
+
+def serves(reader: TopicReader, version: str, more: int = 200) -> Callable[[], bool]:
+    """A condition: `more` events have been scored by `version` (the swap is done and under load)."""
+    return lambda: sum(json.loads(r.value)["model_version"] == version for r in reader.records) >= more
 
 
 def assert_switched_once(records: list[Any], sent: list[str], old: str, new: str) -> None:

@@ -17,12 +17,13 @@ from finsentry.services.process import free_port
 from foundation.db import open_database
 from labels.tables import ReviewItemRow, SampleRow
 from tests.streams.harness import (
+    SteadySender,
     StreamEnv,
     TopicReader,
     WorkerProcess,
     assert_switched_once,
     producer,
-    steady_sender,
+    serves,
     wait_until,
 )
 from tests.streams.test_worker import assigned_partitions, valid_event
@@ -110,24 +111,23 @@ def test_worker_under_load_follows_a_promotion_announced_on_kafka(
     scored = TopicReader(stream_env.bootstrap, stream_env.topic("events.scored"))
     # No folder watch: the switch can only come from the announcement.
     worker = WorkerProcess(stream_env, "worker", model_watch_s="0")
-    sent = [f"evt-{i}" for i in range(3_000)]
-
-    news = [valid_event(i) for i in range(len(sent))]
-    sender = steady_sender(stream_env.bootstrap, stream_env.topic("news.raw"), news)
+    sender = SteadySender(stream_env.bootstrap, stream_env.topic("news.raw"), valid_event, 3_000)
     try:
         wait_until(lambda: bool(assigned_partitions(worker)), 120, "the worker to join")
         sender.start()
         wait_until(lambda: len(scored.records) >= 800, 120, "800 events on the first model", scored.poll)
         registry.register(build_tiny_bundle(tmp_path / "v2", seed=2, version="tiny-2"), "champion")
-        wait_until(lambda: len(scored.records) >= len(sent), 180, "every event scored", scored.poll)
+        wait_until(serves(scored, "tiny-2"), 180, "the new model to serve under load", scored.poll)
+        sender.stop()
+        wait_until(lambda: len(scored.records) >= len(sender.sent), 180, "every event scored", scored.poll)
         time.sleep(2)
         scored.poll()
     finally:
-        sender.join()
+        sender.stop()
         worker.stop()
         scored.close()
 
-    assert_switched_once(scored.records, sent, "tiny-1", "tiny-2")
+    assert_switched_once(scored.records, [e["id"] for e in sender.sent], "tiny-1", "tiny-2")
     events = worker.log_events()
     announced = [e for e in events if e.get("event") == "model announcement received"]
     assert [e.get("version") for e in announced] == ["tiny-2"]

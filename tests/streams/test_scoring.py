@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,8 +18,9 @@ from inference import InferenceEngine, Prediction
 from inference.entities import Company, EntityMatcher
 from inference.languages import LanguageModels
 from schemas import Contract
+from stories import StoryIndex
 from streams.learning import review_candidates
-from streams.scoring import BatchScorer, RawRecord, scored_event, window_event
+from streams.scoring import BatchScorer, RawRecord, assign_stories, scored_event, window_event
 
 KINDS = {"news.raw": "news", "comments.raw": "comment"}
 
@@ -134,3 +138,24 @@ def test_a_multilabel_event_counts_under_each_of_its_topics() -> None:
     assert "topic:政策" not in window_event(event).keys
     [candidate] = review_candidates([event])
     assert candidate.head == "sentiment", "two confident topics are not an uncertain topic"
+
+
+@pytest.mark.stack
+def test_scored_events_carry_their_story(tiny_bundle: Path, redis_url: str) -> None:
+    scorer = BatchScorer(LanguageModels.single(InferenceEngine(tiny_bundle)), KINDS, 65_536)
+    texts = [
+        "Helios Energy beats estimates, shares jump 8% on record output",
+        "Forum says sell everything now",
+        "UPDATE 1-Helios Energy beats estimates, shares jump 8% on record output https://t.co/x",
+    ]
+    records = [record(i, event(i, text)) for i, text in enumerate(texts)]
+    index = StoryIndex(redis.Redis.from_url(redis_url), prefix=f"t{uuid.uuid4().hex[:8]}")
+    result = asyncio.run(scorer.score(records))
+    assign_stories(index, result.scored)
+    stories = [(e["story_id"], e["is_copy"]) for e in result.scored]
+    assert stories == [("e0", False), ("e1", False), ("e0", True)]
+    for scored in result.scored:
+        Contract.of("scored").validate(scored)
+    replayed = asyncio.run(scorer.score(records[::-1]))  # a replay, in another order: the same stories
+    assign_stories(index, replayed.scored)
+    assert [e["story_id"] for e in replayed.scored] == ["e0", "e1", "e0"]

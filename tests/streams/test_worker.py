@@ -16,12 +16,13 @@ from alerts.windows import WindowStore
 from foundation.db import open_database
 from schemas import Contract
 from tests.streams.harness import (
+    SteadySender,
     StreamEnv,
     TopicReader,
     WorkerProcess,
     assert_switched_once,
     producer,
-    steady_sender,
+    serves,
     wait_until,
 )
 from tests.tiny_model import build_tiny_bundle
@@ -146,6 +147,11 @@ def test_10k_events_with_malformed_and_sigkill_restart(stream_env: StreamEnv) ->
     contract = Contract.of("scored")
     for value in scored_values:
         contract.validate(value)
+    # Exactly-once stories: a record the kill replayed carries the story its first delivery carried.
+    stories: dict[str, str] = {}
+    for value in scored_values:
+        assert stories.setdefault(value["id"], value["story_id"]) == value["story_id"], value["id"]
+    assert set(stories.values()) <= set(stories), "a story's id is the id of one of its events"
 
     letters = {(v["topic"], v["partition"], v["offset"]): v for v in dlq.values()}
     assert len(letters) == 200
@@ -240,24 +246,23 @@ def test_worker_swaps_to_a_new_bundle_under_load(stream_env: StreamEnv, tmp_path
     stream_env.model_dir = serving
     scored = TopicReader(stream_env.bootstrap, stream_env.topic("events.scored"))
     worker = WorkerProcess(stream_env, "worker", model_watch_s="0.5")
-    sent = [f"evt-{i}" for i in range(4_000)]
-
-    news = [valid_event(i) for i in range(len(sent))]
-    sender = steady_sender(stream_env.bootstrap, stream_env.topic("news.raw"), news)
+    sender = SteadySender(stream_env.bootstrap, stream_env.topic("news.raw"), valid_event, 4_000)
     try:
         wait_until(lambda: bool(assigned_partitions(worker)), 120, "the worker to join")
         sender.start()
         wait_until(lambda: len(scored.records) >= 1_000, 120, "1,000 events on the first model", scored.poll)
         build_tiny_bundle(serving, seed=2, version="tiny-2")  # written aside, renamed into place
-        wait_until(lambda: len(scored.records) >= len(sent), 180, "every event scored", scored.poll)
+        wait_until(serves(scored, "tiny-2"), 180, "the new model to serve under load", scored.poll)
+        sender.stop()
+        wait_until(lambda: len(scored.records) >= len(sender.sent), 180, "every event scored", scored.poll)
         time.sleep(2)
         scored.poll()
     finally:
-        sender.join()
+        sender.stop()
         worker.stop()
         scored.close()
 
-    assert_switched_once(scored.records, sent, "tiny-1", "tiny-2")
+    assert_switched_once(scored.records, [e["id"] for e in sender.sent], "tiny-1", "tiny-2")
     assert any(e.get("event") == "model swapped" for e in worker.log_events())
 
 
@@ -278,20 +283,22 @@ def test_each_language_has_its_bundle_and_the_chinese_one_swaps_under_load(
     chinese = build_tiny_bundle(tmp_path / "zh", seed=2, version="zh-1", language="zh")
     scored = TopicReader(stream_env.bootstrap, stream_env.topic("events.scored"))
     worker = WorkerProcess(stream_env, "worker", model_watch_s="0.5", models=f"en={english},zh={chinese}")
-    events = [mixed_event(i) for i in range(4_000)]
-    sender = steady_sender(stream_env.bootstrap, stream_env.topic("news.raw"), events)
+    sender = SteadySender(stream_env.bootstrap, stream_env.topic("news.raw"), mixed_event, 4_000)
     try:
         wait_until(lambda: bool(assigned_partitions(worker)), 120, "the worker to join")
         sender.start()
         wait_until(lambda: len(scored.records) >= 1_000, 120, "1,000 events on the first models", scored.poll)
         build_tiny_bundle(chinese, seed=3, version="zh-2", language="zh")
-        wait_until(lambda: len(scored.records) >= len(events), 180, "every event scored", scored.poll)
+        wait_until(serves(scored, "zh-2"), 180, "the new Chinese model to serve under load", scored.poll)
+        sender.stop()
+        wait_until(lambda: len(scored.records) >= len(sender.sent), 180, "every event scored", scored.poll)
         time.sleep(2)
         scored.poll()
     finally:
-        sender.join()
+        sender.stop()
         worker.stop()
         scored.close()
+    events = sender.sent
 
     by_id = {json.loads(r.value)["id"]: json.loads(r.value) for r in scored.records}
     english_ids = {e["id"] for e in events if "平安" not in e["text"]}
