@@ -73,18 +73,23 @@ def _rest_of_answer(sock: socket.socket, answer: bytes) -> bytes:
         answer += more
 
 
-def test_a_300_mib_post_is_refused_at_once_and_costs_no_memory(api_server: ApiServer) -> None:
+@pytest.mark.parametrize(
+    ("path", "kind"), [("/silences", "application/json"), ("/login", "application/x-www-form-urlencoded")]
+)
+def test_a_300_mib_post_is_refused_at_once_and_costs_no_memory(
+    api_server: ApiServer, path: str, kind: str
+) -> None:
+    """On 0a5b3b2 FastAPI read a JSON body whole before asking for the account: 300 MiB to /silences
+    took 1.3 s and grew the API from 114 to 715 MiB."""
     before = api_server.rss_bytes()
-    head = (
-        "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {300 * MiB}\r\n\r\n"
-    )
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\nContent-Length: {300 * MiB}\r\n\r\n"
     answer, seconds, sent = raw_request(api_server, head, 300)
+    grown = api_server.rss_bytes() - before
+    assert grown <= 50 * MiB, f"the API grew by {grown / MiB:.0f} MiB"
+    assert seconds < 1.0, f"answered after {seconds:.2f}s"
+    assert sent < 300 * MiB
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"error": "body_too_large"' in answer or b'"error":"body_too_large"' in answer
-    assert seconds < 1.0, f"answered after {seconds:.2f}s"
-    assert api_server.rss_bytes() - before <= 50 * MiB
-    assert sent < 300 * MiB
 
 
 @pytest.mark.parametrize("path", ["/login", "/labels", "/silences"])
