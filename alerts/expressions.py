@@ -2,6 +2,7 @@
 
     negative_ratio >= 0.6 and count >= 20
     negative_zscore >= 3 or (negative > 50 and not positive > 10)
+    negative_surprise >= 6 and negative >= 5
 
 Numbers, the window's field names, comparisons, + - * /, and, or, not, parentheses. An expression is
 parsed once (Python's own parser, then checked node by node against this whitelist) and evaluated
@@ -24,6 +25,8 @@ FIELDS = (
     "positive_ratio",
     "mean_score",
     "negative_zscore",
+    "negative_surprise",
+    "count_surprise",
 )
 
 _COMPARE: dict[type, Callable[[float, float], bool]] = {

@@ -16,6 +16,12 @@ rules:
     baseline: 24h            # needed by negative_zscore
     condition: negative_zscore >= 3 and count >= 10
     receivers: [slack-risk]
+  - name: company-negative-surprise
+    scope: entity
+    window: 15m
+    baseline: 24h            # so are negative_surprise and count_surprise (-log10 of a tail probability)
+    condition: negative_surprise >= 6 and negative >= 5
+    receivers: [slack-risk]
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from alerts.expressions import Expression, ExpressionError
 
 DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+# Figures of the windows before the current one (alerts/evaluate.py, alerts/surprise.py).
+BASELINE_FIELDS = ("negative_zscore", "negative_surprise", "count_surprise")
 
 
 class RulesError(ValueError):
@@ -77,9 +85,10 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _baseline(self) -> Rule:
-        if "negative_zscore" in self.condition.fields:
+        needing = [f for f in BASELINE_FIELDS if f in self.condition.fields]
+        if needing:
             if self.baseline_s is None:
-                raise ValueError("negative_zscore needs a baseline window (e.g. baseline: 24h)")
+                raise ValueError(f"{needing[0]} needs a baseline window (e.g. baseline: 24h)")
             if self.baseline_s < 2 * self.window_s:
                 raise ValueError("the baseline must span at least two windows")
         return self

@@ -17,6 +17,8 @@ VALUES = {
     "positive_ratio": 4 / 30,
     "mean_score": -0.4,
     "negative_zscore": 3.5,
+    "negative_surprise": 7.2,
+    "count_surprise": 2.5,
 }
 
 
@@ -31,6 +33,8 @@ VALUES = {
         ("0.5 < negative_ratio < 0.7", True),
         ("mean_score < -0.5", False),
         ("negative / 0 == 0", True),
+        ("negative_surprise >= 6 and negative >= 5", True),
+        ("negative_surprise >= 8 or count_surprise > 3", False),
     ],
 )
 def test_evaluates(source: str, expected: bool) -> None:

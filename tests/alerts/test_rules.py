@@ -28,6 +28,15 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def test_a_surprise_rule_with_a_baseline_loads(tmp_path: Path) -> None:
+    text = GOOD.replace("negative_ratio >= 0.6 and count >= 20", "negative_surprise >= 6 and negative >= 5")
+    [rule] = load_rules(write(tmp_path, text.replace("    for: 2m\n", "    baseline: 24h\n    for: 2m\n")))
+    assert rule.baseline_s == 86_400 and rule.condition.fields == {"negative_surprise", "negative"}
+    too_short = text.replace("    for: 2m\n", "    baseline: 15m\n    for: 2m\n")
+    with pytest.raises(RulesError, match="at least two windows"):
+        load_rules(write(tmp_path, too_short))
+
+
 def test_shipped_defaults_load() -> None:
     rules = {r.name: r for r in load_rules(DEFAULTS)}
     surge = rules["company-negative-surge"]
@@ -42,6 +51,8 @@ def test_shipped_defaults_load() -> None:
         (("window: 15m", "window: 15 minutes"), 4, "window: '15 minutes' is not a duration"),
         (("negative_ratio >= 0.6", "negatve_ratio >= 0.6"), 5, "unknown field 'negatve_ratio'"),
         (("negative_ratio >= 0.6", "negative_zscore >= 3"), 2, "needs a baseline"),
+        (("negative_ratio >= 0.6", "negative_surprise >= 6"), 2, "negative_surprise needs a baseline"),
+        (("negative_ratio >= 0.6", "count_surprise >= 6"), 2, "count_surprise needs a baseline"),
         (("scope: entity", "scope: company"), 3, "scope"),
         (("severity: critical", "severity: panic"), 7, "severity"),
         (("receivers: [slack]", "receivers: []"), 8, "receivers"),
