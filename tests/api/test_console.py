@@ -156,3 +156,10 @@ def test_the_login_sends_only_to_pages_of_this_site(app: FastAPI) -> None:
         form = client.get("/login", params={"next": target}).text
         assert 'name="next" value="/console"' in form, target
     assert login(client, "ana", next_page="/console/alerts") == 303
+
+
+def test_over_tls_every_answer_asks_for_tls_next_time(app: FastAPI) -> None:
+    secure = TestClient(app, base_url="https://testserver")
+    for path in ("/healthz", "/login", "/no/such/page"):
+        assert secure.get(path).headers["strict-transport-security"].startswith("max-age=")
+    assert "strict-transport-security" not in TestClient(app).get("/healthz").headers
