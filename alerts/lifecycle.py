@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerts.evaluate import Evaluation
+from alerts.evaluate import SURPRISE_FIELDS, Evaluation
 from alerts.store import AlertRow, NotificationRow, SilenceRow
 from foundation.clock import utcnow
 from foundation.db import reader
@@ -123,10 +123,12 @@ class AlertLifecycle:
                 values = {
                     **evaluation.values,
                     "window_s": evaluation.rule.window_s,
-                    # A z-score means something only for a rule with a baseline; otherwise it is absent.
+                    # A z-score means something only for a rule with a baseline, a surprise only for a
+                    # rule that asks for it (no other computes it); otherwise they are absent.
                     "negative_zscore": evaluation.values["negative_zscore"]
                     if evaluation.rule.baseline_s
                     else None,
+                    **{f: None for f in SURPRISE_FIELDS - evaluation.rule.condition.fields},
                 }
                 # An open alert whose figures stand still costs no UPDATE on every tick.
                 if alert.state != before or notify or values != alert.values:
