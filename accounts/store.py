@@ -196,9 +196,11 @@ class Accounts:
         keys = [f"address:{address or 'unknown'}"]
         if not self._known_address(name, address, now):
             keys.append(f"account:{name[:100]}")
-        for key in keys:
+        for taken, key in enumerate(keys):
             wait = self.throttle.take(key, now)
             if wait is not None:
+                for earlier in keys[:taken]:  # a try that never reached the check counts for no key
+                    self.throttle.forgive(earlier)
                 self.audit(name, "login", "limited", address=address)
                 raise TooManyAttempts(wait)
         account = self.check_password(name, password)

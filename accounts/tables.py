@@ -53,7 +53,10 @@ class AuditRow(Base):
     """Who did (or tried) what: labels, acknowledgements, silences, promotions, logins, refusals."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_actor_action", "actor", "action"),  # a login's known-address look-up
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime]

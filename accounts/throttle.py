@@ -55,6 +55,13 @@ class LoginThrottle:
         with Session(self.engine) as session, session.begin():
             row = session.get(LoginThrottleRow, key)
             if row is None:
+                # A new key is when old ones go: quiet keys would start over anyway, so none is kept.
+                session.execute(
+                    delete(LoginThrottleRow).where(
+                        LoginThrottleRow.updated_at < now - self.policy.forget_after,
+                        LoginThrottleRow.next_allowed_at <= now,
+                    )
+                )
                 session.add(
                     LoginThrottleRow(
                         key=key, attempts=1, next_allowed_at=now + self.policy.delay_after(1), updated_at=now

@@ -21,12 +21,13 @@ from sqlalchemy import text
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from accounts import Account, AccountError, Accounts, allows
 from accounts.store import ROLES
 from alerts.queries import STATES, acknowledge, get_alert, list_alerts, notifications_for
 from alerts.silences import active_silences, add_silence, expire_silence
-from api.console import add_console_routes, address_of, csrf_matches, parse_networks, session_of
+from api.console import add_console_routes, address_of, csrf_matches, session_of
 from api.metrics import DatabaseCollector
 from api.middleware import BodyLimit, RefusedBody, SecurityHeaders
 from foundation.clock import utcnow
@@ -268,10 +269,17 @@ class FinsentryAPI(FastAPI):
 
     body_limit: int = 2**20
     route_limits: ClassVar[dict[str, int]] = {}
+    trusted_proxies: str = ""  # FINSENTRY_TRUSTED_PROXIES
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
-        return SecurityHeaders(BodyLimit(inner, self.body_limit, self.route_limits))
+        stack: ASGIApp = SecurityHeaders(BodyLimit(inner, self.body_limit, self.route_limits))
+        if self.trusted_proxies:
+            # The client's address and scheme (so Secure cookies and HSTS) from X-Forwarded-For and
+            # -Proto, believed only from the named proxies: uvicorn's own walk of the chain.
+            trusted = [h.strip() for h in self.trusted_proxies.split(",") if h.strip()]
+            stack = ProxyHeadersMiddleware(stack, trusted_hosts=trusted)
+        return stack
 
 
 def create_app(
@@ -285,8 +293,9 @@ def create_app(
         title="finsentry", version="1", description=__doc__, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.body_limit = settings.api_body_limit_bytes
-    app.route_limits = {"/labels/import": settings.api_import_limit_bytes}
-    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    # A JSON batch of labels may hold 1,000 texts of 16,000 characters: it gets the import's limit.
+    app.route_limits = {"/labels": settings.api_import_limit_bytes}
+    app.trusted_proxies = settings.trusted_proxies
     rollups = Rollups(parts.engine)
     label_contract = Contract.of("label")
     registry = CollectorRegistry()
@@ -447,7 +456,7 @@ def create_app(
         reported with its line. Rows are the caller's; an admin's JSONL rows keep their own labeled_by."""
         # The body is read only now, after the account is known, and kept in memory (the limit bounds it):
         # an anonymous upload never reaches a parser or the disk.
-        filename, content = await _uploaded_file(request, app.route_limits["/labels/import"])
+        filename, content = await _uploaded_file(request, app.route_limits["/labels"])
         attribute = account.role == "admin"
         parsed = parse_labelled_file(filename, content, account.name, keep_row_attribution=attribute)
         result = parts.labels.add(parsed.labels)

@@ -6,9 +6,8 @@ login form, before any session, uses a double-submit cookie). Pages read their d
 JSON routes as any API client, with the session instead of a bearer token.
 """
 
-import ipaddress
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -38,43 +37,9 @@ def csrf_matches(given: str | None, expected: str) -> bool:
 
 
 def address_of(request: Request) -> str | None:
-    """The client's address: the socket's, or, behind a trusted proxy, the nearest untrusted hop of
-    X-Forwarded-For (anything a client writes there itself sits further left and is not believed)."""
-    peer = request.client.host if request.client else None
-    trusted: Sequence[IPNetwork] = getattr(request.app.state, "trusted_proxies", ())
-    if peer is None or not _within(peer, trusted):
-        return peer
-    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_address(hop):
-            return peer  # a garbled chain proves nothing beyond the proxy itself
-        if not _within(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
-
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(spec: str) -> tuple[IPNetwork, ...]:
-    """`FINSENTRY_TRUSTED_PROXIES`: addresses or networks, comma-separated."""
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
-
-
-def _is_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _within(address: str, networks: Sequence[IPNetwork]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+    """The client's address: the socket's, or behind a proxy that FINSENTRY_TRUSTED_PROXIES names, the one
+    uvicorn's ProxyHeadersMiddleware took from X-Forwarded-For (api/app.py: FinsentryAPI)."""
+    return request.client.host if request.client else None
 
 
 def _safe_next(target: str) -> str:

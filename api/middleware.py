@@ -99,13 +99,15 @@ class BodyLimit:
     max_head: int = 16 * 1024
 
     def limit_for(self, path: str) -> int:
-        return next((limit for prefix, limit in self.routes.items() if path.startswith(prefix)), self.default)
+        matching = [prefix for prefix in self.routes if path.startswith(prefix)]
+        return self.routes[max(matching, key=len)] if matching else self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        head = len(scope.get("raw_path") or b"") + sum(len(k) + len(v) for k, v in scope.get("headers", []))
+        line = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        head = line + sum(len(k) + len(v) for k, v in scope.get("headers", []))
         if head > self.max_head:
             message = f"the request line and headers are over {self.max_head:,} bytes"
             await _refuse(send, 431, _problem("headers_too_large", message))

@@ -2,10 +2,10 @@
 
 uvicorn bounds the request line and headers that arrive in pieces (`h11_max_incomplete_event_size`; the
 body limit checks whole ones) and the idle time between requests, but not how long a client may take to
-send its first request's headers: a client that trickles a byte now and then (slowloris) holds its
-connection for ever. `GuardedH11Protocol` closes a
-connection whose request has not begun within `HEADER_TIMEOUT_S`. Slow bodies are cut off by the body
-limit's own timeout (api/middleware.py).
+send a request's headers: a client that trickles a byte now and then (slowloris) holds its connection
+for ever. `GuardedH11Protocol` closes a connection whose next request's headers are not in within
+`HEADER_TIMEOUT_S` of the connection or of the answer before. Slow bodies are cut off by the body limit's
+own timeout (api/middleware.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,15 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():  # kept alive: the next request's headers are timed too
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
     def handle_events(self) -> None:
         super().handle_events()
-        if self.cycle is not None and self._header_timer is not None:  # the request line and headers are in
+        waiting = self.cycle is None or self.cycle.response_complete
+        if not waiting and self._header_timer is not None:  # the request line and headers are in
             self._header_timer.cancel()
             self._header_timer = None
 
@@ -38,7 +44,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        if self.cycle is None and not self.transport.is_closing():
+        waiting = self.cycle is None or self.cycle.response_complete
+        if waiting and not self.transport.is_closing():
             self.transport.close()
 
 
@@ -48,7 +55,7 @@ SERVER_LIMITS: dict[str, Any] = {
     "limit_concurrency": 200,  # more connections at once get 503 rather than memory
     "timeout_keep_alive": 5,
     "server_header": False,
-    # uvicorn would believe X-Forwarded-For from any local client; the app decides, from its own setting
-    # FINSENTRY_TRUSTED_PROXIES (api/console.py: address_of).
+    # uvicorn would believe X-Forwarded-For from any local client; the app wraps itself in the same
+    # middleware, believing only FINSENTRY_TRUSTED_PROXIES (api/app.py: FinsentryAPI).
     "proxy_headers": False,
 }

@@ -48,7 +48,7 @@ class KeyValueFormatter(logging.Formatter):
         if fields:
             line += f"  {fields}"
         if record.exc_info:
-            line += "\n" + without_credentials(self.formatException(record.exc_info))
+            line += "\n" + str(redact("", self.formatException(record.exc_info)))
         return line
 
 
@@ -62,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             **_fields(record),
         }
         if record.exc_info:
-            payload["exception"] = without_credentials(self.formatException(record.exc_info))
+            payload["exception"] = redact("", self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 

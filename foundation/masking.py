@@ -502,9 +502,11 @@ def _mask_path(path: str) -> str:
     return "/".join(_mask_part(part, rules=_PATH_RULES, safe=_SAFE + "+") for part in path.split("/"))
 
 
-def mask_url(url: str) -> str:
+def mask_url(url: str | None) -> str | None:
     """The link with personal data masked in its query, fragment and user:pass@ part; scheme, host and
-    path stay (only e-mail addresses, resident IDs and IBANs in the path are masked)."""
+    path stay (only e-mail addresses, resident IDs and IBANs in the path are masked). None stays None."""
+    if not url:
+        return url
     rest, hashed, fragment = url.partition("#")
     rest, asked, query = rest.partition("?")
     scheme = _SCHEME.match(rest)
@@ -524,9 +526,11 @@ def mask_url(url: str) -> str:
     return head + rest + (asked and "?" + _mask_query(query)) + (hashed and "#" + _mask_query(fragment))
 
 
-def mask_source(source: str) -> str:
+def mask_source(source: str | None) -> str | None:
     """A source handle with personal data masked (weibo:13812345678 -> weibo:138****5678); it is read as
-    if after a phone word, and a source that is a link is masked as one."""
+    if after a phone word, and a source that is a link is masked as one. None stays None."""
+    if not source:
+        return source
     if "://" in source:
         return mask_url(source)
     return _mask_after("phone", source)

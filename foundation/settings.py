@@ -196,7 +196,9 @@ class Settings(BaseSettings):
         1 * 2**20, ge=1024, description="Largest request body of a JSON route; larger ones get 413 unread"
     )
     api_import_limit_bytes: int = Field(
-        20 * 2**20, ge=1024, description="Largest body of a label file upload (/labels/import)"
+        20 * 2**20,
+        ge=1024,
+        description="Largest body of a label upload: a file (/labels/import) or a JSON batch (/labels)",
     )
     api_docs: bool = Field(True, description="Serve /docs and /openapi.json (to signed-in accounts only)")
     trusted_proxies: str = Field(

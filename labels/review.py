@@ -65,7 +65,7 @@ class ReviewQueue:
                     event_id=c.event_id.replace("\x00", ""),
                     text=mask(c.text.replace("\x00", "")),  # PostgreSQL text cannot hold NUL
                     language=c.language[:35] if c.language else None,
-                    source=mask_source(c.source) if c.source else c.source,
+                    source=mask_source(c.source),
                     prediction=c.prediction,
                     head=c.head,
                     margin=c.margin,

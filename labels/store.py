@@ -123,7 +123,7 @@ class LabelStore:
             label = replace(  # the store keeps no personal data
                 label,
                 text=mask(label.text),
-                source=mask_source(label.source) if label.source else label.source,
+                source=mask_source(label.source),
             )
             key = text_key(label.text)
             if key in batch:

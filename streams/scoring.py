@@ -51,8 +51,8 @@ def trend_item(event: dict[str, Any]) -> Item:
         sentiment=event["sentiment"]["label"],
         topic=event["topic"]["label"] if event.get("topic") else None,
         model_version=event["model_version"],
-        source=mask_source(event["source"]) if event.get("source") else event.get("source"),
-        url=mask_url(event["url"]) if event.get("url") else event.get("url"),
+        source=mask_source(event.get("source")),
+        url=mask_url(event.get("url")),
     )
 
 
@@ -66,7 +66,7 @@ def event_topics(event: dict[str, Any]) -> list[str]:
 def event_scope_keys(event: dict[str, Any]) -> tuple[str, ...]:
     """Every window a scored event counts in: its entities, its topics, its source (masked: a handle may be
     a phone number, and the key is shown in alerts and the console) and the total."""
-    source = mask_source(event["source"])
+    source = mask_source(event["source"]) or ""
     return scope_keys([e["id"] for e in event.get("entities", ())], event_topics(event), source)
 
 

@@ -176,10 +176,15 @@ def test_a_small_upload_still_works_in_memory(api_server: ApiServer) -> None:
     assert seen == []
 
 
-def test_a_client_that_trickles_its_headers_is_cut_off(api_server: ApiServer) -> None:
-    """Slowloris: a byte now and then holds a connection for ever unless the server has a header timeout."""
+@pytest.mark.parametrize("first", [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"])
+def test_a_client_that_trickles_its_headers_is_cut_off(api_server: ApiServer, first: bytes) -> None:
+    """Slowloris: a byte now and then holds a connection for ever unless the server has a header timeout,
+    on a connection's first request and on the next one of a kept-alive connection."""
     host, port = api_server.base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
+        if first:
+            sock.sendall(first)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
         closed = False

@@ -148,14 +148,17 @@ class SteadySender(threading.Thread):
     `at_least` events and goes on until `stop()`, so that a test can keep the load up until what it
     waits for (a model swap) has happened, however slow the machine is that day."""
 
-    def __init__(self, bootstrap: str, topic: str, make: Callable[[int], dict[str, Any]], at_least: int):
+    def __init__(
+        self, bootstrap: str, topic: str, make: Callable[[int], dict[str, Any]], at_least: int, **options: Any
+    ):
         super().__init__(daemon=True)
         self.bootstrap, self.topic, self.make, self.at_least = bootstrap, topic, make, at_least
+        self.options = options  # kafka-python's security options, on a secured stack
         self.sent: list[dict[str, Any]] = []
         self._halt = threading.Event()
 
     def run(self) -> None:
-        out = producer(self.bootstrap)
+        out = producer(self.bootstrap, **self.options)
         while len(self.sent) < self.at_least or not self._halt.is_set():
             for _ in range(200):
                 event = self.make(len(self.sent))

@@ -1,4 +1,4 @@
-"""login throttle: failed logins per account and per address, with growing delays
+"""login throttle: failed logins per account and per address, with growing delays; audit rows by actor
 
 Revision ID: 0005
 Revises: 0004
@@ -25,7 +25,9 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
+    op.create_index("ix_audit_log_actor_action", "audit_log", ["actor", "action"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_log_actor_action", "audit_log")
     op.drop_table("login_throttle")
